@@ -1,0 +1,285 @@
+"""End-to-end test of web/app.py in headless Chromium: a real short training run browsed through the page."""
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+from conftest import REPO, make_mnist, run_main
+from test_web import make_run, step_line, write_grid
+
+CHROMIUM = '/usr/bin/chromium'
+CHROMEDRIVER = '/usr/bin/chromedriver'
+SETUP = os.path.join(REPO, 'tests', 'setup_browser.sh')
+APP = os.path.join(REPO, 'web', 'app.py')
+ARTIFACTS = os.path.join(REPO, 'tests', 'artifacts')
+WAIT_S = 20
+
+
+def unavailable(reason):
+    """Fails with reason on CI (the browser test must run there), skips with it elsewhere."""
+    message = 'browser test cannot run: %s (run tests/setup_browser.sh as root to install Debian\'s chromium)' % reason
+    if os.environ.get('CI'):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def ensure_browser():
+    """Makes sure chromium, its driver and selenium are there, installing the browser with setup_browser.sh."""
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        try:
+            result = subprocess.run(['sh', SETUP], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    universal_newlines=True, timeout=900)
+            detail = result.stdout.strip()[-2000:]
+        except (OSError, subprocess.TimeoutExpired) as e:
+            detail = str(e)
+        if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+            unavailable('%s or %s is missing and tests/setup_browser.sh could not install them: %s'
+                        % (CHROMIUM, CHROMEDRIVER, detail))
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        unavailable('the selenium package is not installed (pip install -r requirements-test.txt)')
+
+
+@pytest.fixture(scope='module')
+def driver():
+    """A headless Chromium driven through /usr/bin/chromedriver; selenium-manager never downloads anything."""
+    ensure_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    saved = os.environ.get('SE_OFFLINE')
+    os.environ['SE_OFFLINE'] = 'true'
+    profile = tempfile.mkdtemp(prefix='chromium-profile-')
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ('--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+                '--disable-background-networking', '--disable-component-update', '--disable-sync',
+                '--no-first-run', '--user-data-dir=' + profile, '--window-size=1440,900'):
+        options.add_argument(arg)
+    options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
+    try:
+        browser = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    except Exception as e:  # selenium raises several kinds here; report whichever it was
+        shutil.rmtree(profile, ignore_errors=True)
+        unavailable('chromium did not start through %s: %s' % (CHROMEDRIVER, e))
+    try:
+        yield browser
+    finally:
+        browser.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+        if saved is None:
+            os.environ.pop('SE_OFFLINE', None)
+        else:
+            os.environ['SE_OFFLINE'] = saved
+
+
+class Server(object):
+    """`python web/app.py --out_dir OUT --port 0` in a subprocess; url is what it printed."""
+
+    def __init__(self, out_dir):
+        env = dict(os.environ, PYTHONUNBUFFERED='1')
+        self.proc = subprocess.Popen([sys.executable, APP, '--out_dir', str(out_dir), '--host', '127.0.0.1',
+                                      '--port', '0'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     universal_newlines=True, env=env)
+        self.output = ''
+        self.url = None
+        lines = queue.Queue()
+        reader = threading.Thread(target=lambda: [lines.put(line) for line in iter(self.proc.stdout.readline, '')])
+        reader.daemon = True
+        reader.start()
+        deadline = time.time() + 15
+        while self.url is None and time.time() < deadline:
+            try:
+                line = lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            self.output += line
+            match = re.search(r'(http://127\.0\.0\.1:\d+/)', line)
+            if match:
+                self.url = match.group(1)
+        if self.url is None:
+            self.stop()
+            raise AssertionError('web/app.py did not print its URL:\n' + self.output)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def serve():
+    """Starts app servers on free ports and stops them after the test."""
+    servers = []
+
+    def start(out_dir):
+        server = Server(out_dir)
+        servers.append(server)
+        return server.url
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def wait_for(browser, condition, what, timeout=WAIT_S):
+    """Polls condition(browser) until it returns something truthy; fails naming `what` otherwise."""
+    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.common.exceptions import TimeoutException
+    try:
+        return WebDriverWait(browser, timeout, poll_frequency=0.1).until(lambda b: condition(b))
+    except TimeoutException:
+        save_screenshot(browser, 'web_failure.png')
+        raise AssertionError('timed out waiting for ' + what + '; screenshot in tests/artifacts/web_failure.png')
+
+
+def save_screenshot(browser, name):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    browser.save_screenshot(os.path.join(ARTIFACTS, name))
+
+
+def image_loaded(browser, element_id):
+    return browser.execute_script(
+        'var i = document.getElementById(arguments[0]);'
+        'return i && i.complete && !i.classList.contains("hidden") ? i.naturalWidth : 0;', element_id)
+
+
+def chart_points(browser):
+    return int(browser.find_element('id', 'loss-chart').get_attribute('data-points') or 0)
+
+
+def shown_step(browser):
+    value = browser.find_element('id', 'step-label').get_attribute('data-step')
+    return int(value) if value else None
+
+
+def check_page_health(browser, url):
+    """Everything the page loaded came from the app itself, and the console holds no errors."""
+    resources = browser.execute_script(
+        'return performance.getEntriesByType("resource").map(function (e) { return e.name; });')
+    foreign = [name for name in resources if not name.startswith(url)]
+    assert not foreign, 'page loaded resources from elsewhere: %s' % foreign
+    severe = [entry['message'] for entry in browser.get_log('browser') if entry.get('level') == 'SEVERE']
+    assert not severe, 'browser console errors: %s' % severe
+
+
+def test_page_over_a_real_training_run(driver, serve, tmp_path):
+    """Trains a few steps through main.py, then browses the run: list, timeline, images, loss chart."""
+    assert os.path.exists(os.path.join(REPO, 'main.py')), 'main.py is missing: the page needs a real run folder'
+    make_mnist(tmp_path / 'data')
+    result = run_main('--dataset', 'mnist', '--input_height=28', '--output_height=28', '--train',
+                      '--train_steps', '6', '--sample_freq', '2', '--ckpt_freq', '3', '--batch_size', '16',
+                      '--data_dir', tmp_path / 'data', '--out_dir', tmp_path / 'out', '--out_name', 'mnist_run')
+    assert result.returncode == 0, result.stdout[-4000:]
+    run_dir = tmp_path / 'out' / 'mnist_run'
+    samples = sorted(n for n in os.listdir(str(run_dir / 'samples')) if n.startswith('train_'))
+    assert len(samples) >= 2, 'expected several sample grids, found %s' % samples
+
+    url = serve(tmp_path / 'out')
+    driver.get(url)
+    row_css = 'tr.run-row[data-run="mnist_run"]'
+    wait_for(driver, lambda b: b.find_elements('css selector', row_css), 'the run in the runs table')
+    row_text = driver.find_element('css selector', row_css).text
+    assert 'mnist' in row_text and ('training' in row_text or 'idle' in row_text), row_text
+    save_screenshot(driver, 'web_runs.png')
+
+    # Pick the run.
+    driver.find_element('css selector', row_css).click()
+    wait_for(driver, lambda b: image_loaded(b, 'fake-img') > 0, 'the newest sample grid to load')
+    wait_for(driver, lambda b: image_loaded(b, 'reals-img') > 0, 'samples/reals.png to load')
+    wait_for(driver, lambda b: chart_points(b) >= 2, 'loss points in the chart')
+    assert chart_points(driver) == 6, 'expected one loss point per training step'
+    for series in ('d', 'g'):
+        path = driver.find_element('css selector', 'path.line[data-series="%s"]' % series).get_attribute('d')
+        assert path.startswith('M') and path.count('L') >= 1, path
+    assert driver.execute_script(
+        'return getComputedStyle(document.getElementById("fake-img")).imageRendering;') == 'pixelated'
+
+    # Move the timeline back to the first grid, then step forward with the keyboard.
+    from selenium.webdriver.common.keys import Keys
+    steps = sorted(int(re.match(r'train_(\d+)\.png', n).group(1)) for n in samples)
+    slider = driver.find_element('id', 'timeline-slider')
+    assert int(slider.get_attribute('max')) == len(steps) - 1
+    assert shown_step(driver) == steps[-1]
+    newest_src = driver.find_element('id', 'fake-img').get_attribute('src')
+    slider.send_keys(Keys.HOME)
+    wait_for(driver, lambda b: shown_step(b) == steps[0], 'the timeline to show step %d' % steps[0])
+    wait_for(driver, lambda b: b.find_element('id', 'fake-img').get_attribute('src') != newest_src and
+             image_loaded(b, 'fake-img') > 0, 'the first sample grid to load')
+    assert 'step %d' % steps[0] in driver.find_element('id', 'step-label').text
+    slider.send_keys(Keys.ARROW_RIGHT)
+    wait_for(driver, lambda b: shown_step(b) == steps[1] and image_loaded(b, 'fake-img') > 0,
+             'the timeline to move to step %d' % steps[1])
+
+    # Play runs through to the newest grid.
+    driver.find_element('id', 'play-btn').click()
+    wait_for(driver, lambda b: shown_step(b) == steps[-1] and image_loaded(b, 'fake-img') > 0, 'play to reach the end')
+
+    # The flags table shows the saved config; every image on the page has loaded.
+    flags = driver.find_element('id', 'config-table').text
+    assert 'batch_size' in flags and 'train_steps' in flags
+    broken = driver.execute_script(
+        'return Array.from(document.images).filter(function (i) {'
+        '  return !i.classList.contains("hidden") && i.getAttribute("src") && !(i.complete && i.naturalWidth > 0);'
+        '}).map(function (i) { return i.src; });')
+    assert not broken, 'images that did not load: %s' % broken
+    check_page_health(driver, url)
+
+    # Screenshots for a person to look at: what a laptop shows, and the whole page.
+    driver.execute_script('window.scrollTo(0, 0);')
+    save_screenshot(driver, 'web_run.png')
+    height = driver.execute_script('return document.documentElement.scrollHeight;')
+    driver.set_window_size(1440, min(max(900, height + 140), 3000))
+    try:
+        save_screenshot(driver, 'web_run_full.png')
+    finally:
+        driver.set_window_size(1440, 900)
+
+
+def test_page_refreshes_while_a_run_trains(driver, serve, tmp_path):
+    """New sample grids and loss points appear without a reload while a run folder is written."""
+    out = tmp_path / 'out'
+    run = make_run(out, 'live_run', steps=(0, 1, 2, 3, 4), metrics=False)
+    url = serve(out)
+    driver.get(url + '#/run/live_run')
+    wait_for(driver, lambda b: shown_step(b) == 4 and image_loaded(b, 'fake-img') > 0, 'the run view')
+    wait_for(driver, lambda b: chart_points(b) == 5, 'five loss points')
+    driver.execute_script('window.__same_page = true;')
+
+    with open(os.path.join(run, 'log.txt'), 'a') as f:
+        for step in (5, 6):
+            f.write(step_line(step, 1.0, 1.0) + '\n')
+        f.write(step_line(7, 1.0, 1.0)[:20])  # a line still being written
+    write_grid(os.path.join(run, 'samples', 'train_00000006.png'), seed=6)
+    wait_for(driver, lambda b: shown_step(b) == 6 and image_loaded(b, 'fake-img') > 0, 'the new sample grid')
+    wait_for(driver, lambda b: chart_points(b) == 7, 'the new loss points')
+    assert driver.execute_script('return window.__same_page === true;'), 'the page reloaded'
+    assert 'training' in driver.find_element('id', 'run-badge').text
+
+
+def test_page_over_missing_and_empty_folders(driver, serve, tmp_path):
+    """The page says that out_dir does not exist, then that it has no runs, then lists the first run."""
+    out = tmp_path / 'not_yet'
+    url = serve(out)
+    driver.get(url)
+    wait_for(driver, lambda b: 'does not exist yet' in b.find_element('id', 'list-message').text, 'the missing note')
+    out.mkdir()
+    driver.refresh()
+    wait_for(driver, lambda b: 'No runs in' in b.find_element('id', 'list-message').text, 'the empty note')
+    make_run(out, 'first', steps=(0, 1, 2))
+    wait_for(driver, lambda b: b.find_elements('css selector', 'tr.run-row[data-run="first"]'), 'the new run',
+             timeout=WAIT_S)
+    check_page_health(driver, url)

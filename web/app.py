@@ -1,0 +1,687 @@
+"""Read-only local web page to watch and compare the DCGAN runs under an output folder (never imports TensorFlow)."""
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import threading
+import time
+
+from flask import Flask, abort, jsonify, render_template, request, send_file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# A run counts as "live" (still being written to) when log.txt, metrics.jsonl, a sample grid or the
+# checkpoint index was modified within this many seconds.
+LIVE_SECONDS = 60
+
+# The per-step line main.py prints (printf format `[%8d Epoch:[%2d/%2d] [%4d/%4d] time: %4.4f, d_loss: %.8f,
+# g_loss: %.8f`). Searched anywhere in a line so that a logger prefix does not hide it.
+STEP_LINE = re.compile(
+    r'\[\s*(?P<step>\d+) Epoch:\[\s*(?P<epoch>\d+)/\s*(?P<epochs>\d+)\] \[\s*(?P<batch>\d+)/\s*(?P<batches>\d+)\]'
+    r' time: (?P<time>[^\s,]+), d_loss: (?P<d_loss>[^\s,]+), g_loss: (?P<g_loss>[^\s,]+)')
+SAMPLE_NAME = re.compile(r'^train_(\d+)\.png$')
+
+# What the file route may serve: top-level files by name, and image files in these sub-folders.
+SERVED_TOP_FILES = ('log.txt', 'config.json', 'metrics.jsonl')
+SERVED_DIRS = {'samples': ('.png',), 'generated': ('.png',), 'visualize': ('.png', '.gif')}
+# Markers of a run folder; other sub-folders of out_dir are reported as ignored.
+RUN_MARKERS = ('config.json', 'log.txt', 'samples', 'checkpoint')
+# The flags shown as a run's key settings, in this order.
+KEY_SETTINGS = ('input_height', 'output_height', 'output_width', 'crop', 'batch_size', 'epoch', 'train_steps',
+                'learning_rate', 'beta1', 'z_dim', 'z_dist', 'g_steps', 'seed')
+MAX_GALLERY = 64  # generated images listed per run (a --generate 10000 folder is counted, not listed in full)
+MAX_LOSS_POINTS = 5000  # loss points sent per request; longer series are thinned evenly, the last point kept
+LOG_TAIL_BYTES = 16384
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pure helpers
+# ---------------------------------------------------------------------------------------------------------
+
+def parse_float(text):
+    """Parses a printed number, including 'nan', 'inf' and '-inf'; returns a float or None if unreadable."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def parse_log_line(line):
+    """Parses one per-step log line into a dict (step, epoch, epochs, batch, batches, time, d_loss, g_loss).
+
+    Returns None for any other line, or for a step line whose numbers do not parse. Losses may be
+    float('nan') or +-inf, exactly as printed.
+    """
+    match = STEP_LINE.search(line)
+    if not match:
+        return None
+    values = match.groupdict()
+    point = {key: int(values[key]) for key in ('step', 'epoch', 'epochs', 'batch', 'batches')}
+    for key in ('time', 'd_loss', 'g_loss'):
+        point[key] = parse_float(values[key])
+        if point[key] is None:
+            return None
+    return point
+
+
+def append_point(points, point):
+    """Appends a step point to a list kept in increasing step order.
+
+    A step at or below the last one means the log restarted (a resumed or re-run training appends to
+    the same log.txt): the later lines win, so the points they supersede are dropped first.
+    """
+    while points and points[-1]['step'] >= point['step']:
+        points.pop()
+    points.append(point)
+
+
+def split_complete_lines(data):
+    """Splits bytes into (complete lines as text, number of bytes consumed); a trailing partial line is left.
+
+    A line still being written (no newline yet) could end mid-number, so it is not parsed until complete.
+    Carriage returns (progress bars) also end a line.
+    """
+    end = max(data.rfind(b'\n'), data.rfind(b'\r'))
+    if end < 0:
+        return [], 0
+    text = data[:end + 1].decode('utf-8', errors='replace')
+    return [line for line in re.split(r'[\r\n]', text) if line], end + 1
+
+
+def parse_log_text(text):
+    """Parses the complete text of a log into the list of step points (see parse_log_line, append_point)."""
+    points = []
+    for line in re.split(r'[\r\n]', text):
+        point = parse_log_line(line)
+        if point is not None:
+            append_point(points, point)
+    return points
+
+
+def finite_or_none(value):
+    """A float if finite, else None (JSON has no NaN; the chart leaves a gap there)."""
+    if value is None or math.isnan(value) or math.isinf(value):
+        return None
+    return value
+
+
+def loss_text(value):
+    """A loss as JSON-safe value: the number if finite, else the string 'nan', 'inf' or '-inf'."""
+    if value is None:
+        return None
+    if math.isnan(value):
+        return 'nan'
+    if math.isinf(value):
+        return 'inf' if value > 0 else '-inf'
+    return value
+
+
+def json_safe(obj):
+    """Returns obj with every non-finite float replaced by its text ('nan', 'inf', '-inf') for valid JSON."""
+    if isinstance(obj, float):
+        return loss_text(obj)
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def thin(points, max_points):
+    """Returns at most max_points of points, evenly spaced, always keeping the first and the last."""
+    if max_points <= 0 or len(points) <= max_points:
+        return list(points)
+    stride = int(math.ceil(len(points) / float(max_points)))
+    kept = points[::stride]
+    if kept[-1] is not points[-1]:
+        kept.append(points[-1])
+    return kept
+
+
+def loss_series(points, since=None, max_points=MAX_LOSS_POINTS):
+    """Builds the loss JSON from step points: parallel arrays (steps, d_loss, g_loss, time) after `since`.
+
+    Non-finite losses become null (a gap in the chart) and are counted in `nonfinite`. `reset` is true
+    when `since` lies beyond the last step, i.e. the log restarted and the page should drop its points.
+    """
+    last_step = points[-1]['step'] if points else None
+    reset = since is not None and (last_step is None or since > last_step)
+    selected = points if (since is None or reset) else [p for p in points if p['step'] > since]
+    nonfinite = sum(1 for p in selected if finite_or_none(p['d_loss']) is None or finite_or_none(p['g_loss']) is None)
+    selected = thin(selected, max_points)
+    return {
+        'steps': [p['step'] for p in selected],
+        'd_loss': [finite_or_none(p['d_loss']) for p in selected],
+        'g_loss': [finite_or_none(p['g_loss']) for p in selected],
+        'time': [finite_or_none(p['time']) for p in selected],
+        'last_step': last_step,
+        'total_points': len(points),
+        'nonfinite': nonfinite,
+        'reset': reset,
+    }
+
+
+def parse_metrics_text(text):
+    """Parses metrics.jsonl text into a list of dicts; blank, partial or invalid lines are skipped."""
+    rows = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def metrics_summary(rows, keep=50):
+    """Summarises metric rows: latest value of every key, the column names, the last `keep` rows, the count."""
+    latest = {}
+    columns = []
+    for row in rows:
+        for key, value in row.items():
+            if key not in columns:
+                columns.append(key)
+            latest[key] = value
+    if 'step' in columns:
+        columns.remove('step')
+        columns.insert(0, 'step')
+    return json_safe({'latest': latest, 'columns': columns, 'rows': rows[-keep:], 'count': len(rows)})
+
+
+def is_inside(path, folder):
+    """True if the real path of `path` is `folder`'s real path or lies under it (symlinks resolved)."""
+    real_path = os.path.realpath(path)
+    real_folder = os.path.realpath(folder)
+    return real_path == real_folder or real_path.startswith(real_folder.rstrip(os.sep) + os.sep)
+
+
+def image_complete(path):
+    """True if an image file looks completely written: a PNG ends with its IEND chunk, a GIF with 0x3B."""
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(8)
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            if size < 16:
+                return False
+            f.seek(size - 12)
+            tail = f.read(12)
+    except OSError:
+        return False
+    if head.startswith(b'\x89PNG\r\n\x1a\n'):
+        return tail[4:8] == b'IEND'
+    if head.startswith(b'GIF8'):
+        return tail.endswith(b'\x3b')
+    return False
+
+
+def age_text(seconds):
+    """Formats an age in seconds as a short text ('12 s', '5 min', '3 h', '2 d')."""
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return '%d s' % seconds
+    if seconds < 7200:
+        return '%d min' % (seconds // 60)
+    if seconds < 172800:
+        return '%d h' % (seconds // 3600)
+    return '%d d' % (seconds // 86400)
+
+
+def run_name_ok(name):
+    """True for a name the app lists as a run: a plain folder name, not hidden, no separators."""
+    return bool(name) and not name.startswith('.') and '/' not in name and '\\' not in name and '\0' not in name
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading run folders
+# ---------------------------------------------------------------------------------------------------------
+
+class LogCache(object):
+    """Parses log.txt files incrementally: each request reads only the bytes appended since the last one."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries = {}
+
+    def points(self, path):
+        """Returns the step points of the log at path (a copy), or [] if it does not exist or cannot be read."""
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return []
+        with self._lock:
+            entry = self._entries.get(path)
+            if entry is None or entry['ino'] != stat.st_ino or stat.st_size < entry['offset']:
+                entry = {'ino': stat.st_ino, 'offset': 0, 'points': []}
+                self._entries[path] = entry
+            if stat.st_size > entry['offset']:
+                try:
+                    with open(path, 'rb') as f:
+                        f.seek(entry['offset'])
+                        data = f.read(stat.st_size - entry['offset'])
+                except OSError:
+                    return list(entry['points'])
+                lines, used = split_complete_lines(data)
+                for line in lines:
+                    point = parse_log_line(line)
+                    if point is not None:
+                        append_point(entry['points'], point)
+                entry['offset'] += used
+            return list(entry['points'])
+
+
+class ImageCheckCache(object):
+    """Remembers which image files were complete, keyed by path, size and modification time."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._known = {}
+
+    def complete(self, path, stat):
+        key = (path, stat.st_size, stat.st_mtime)
+        with self._lock:
+            if key in self._known:
+                return self._known[key]
+        ok = image_complete(path)
+        with self._lock:
+            if len(self._known) > 100000:
+                self._known.clear()
+            self._known[key] = ok
+        return ok
+
+
+def read_json_file(path):
+    """Reads a JSON object from path; returns (object or None, problem text or None)."""
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as e:
+        if not os.path.exists(path):
+            return None, 'no %s yet' % os.path.basename(path)
+        return None, 'cannot read %s: %s' % (os.path.basename(path), e.strerror)
+    try:
+        obj = json.loads(data.decode('utf-8', errors='replace'))
+    except ValueError:
+        return None, '%s is not valid JSON (still being written?)' % os.path.basename(path)
+    if not isinstance(obj, dict):
+        return None, '%s does not hold a JSON object' % os.path.basename(path)
+    return obj, None
+
+
+def read_tail(path, max_bytes=LOG_TAIL_BYTES, max_lines=40):
+    """Returns the last lines of a text file (at most max_lines from its last max_bytes), or [] if unreadable."""
+    try:
+        with open(path, 'rb') as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return []
+    lines = re.split(r'[\r\n]', data.decode('utf-8', errors='replace'))
+    if size > max_bytes:
+        lines = lines[1:]  # the first one is probably cut
+    return [line for line in lines if line.strip()][-max_lines:]
+
+
+def list_folder(folder):
+    """Returns [(name, stat)] of the plain files in folder (symlinks followed), or [] if it is missing."""
+    entries = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return entries
+    for name in names:
+        if name.startswith('.'):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        if os.path.isfile(path):
+            entries.append((name, stat))
+    return entries
+
+
+class RunReader(object):
+    """Reads the run folders under one out_dir; every file it names lies inside out_dir."""
+
+    def __init__(self, out_dir, live_seconds=LIVE_SECONDS):
+        self.out_dir = os.path.abspath(out_dir)
+        self.live_seconds = live_seconds
+        self.logs = LogCache()
+        self.images = ImageCheckCache()
+
+    # -- listing ------------------------------------------------------------------------------------------
+
+    def scan(self):
+        """Returns (status dict for out_dir, list of run names, list of ignored folder names)."""
+        status = {'out_dir': self.out_dir, 'exists': os.path.exists(self.out_dir),
+                  'is_dir': os.path.isdir(self.out_dir), 'problem': None}
+        runs, ignored = [], []
+        if not status['exists']:
+            status['problem'] = 'The folder %s does not exist yet.' % self.out_dir
+            return status, runs, ignored
+        if not status['is_dir']:
+            status['problem'] = '%s is not a folder.' % self.out_dir
+            return status, runs, ignored
+        try:
+            names = sorted(os.listdir(self.out_dir))
+        except OSError as e:
+            status['problem'] = 'Cannot read %s: %s.' % (self.out_dir, e.strerror)
+            return status, runs, ignored
+        for name in names:
+            path = os.path.join(self.out_dir, name)
+            if not run_name_ok(name) or not os.path.isdir(path):
+                continue
+            if not is_inside(path, self.out_dir) or os.path.realpath(path) == os.path.realpath(self.out_dir):
+                ignored.append(name)  # a symlink pointing out of out_dir is never followed
+                continue
+            if any(os.path.exists(os.path.join(path, marker)) for marker in RUN_MARKERS):
+                runs.append(name)
+            else:
+                ignored.append(name)
+        return status, runs, ignored
+
+    def run_dir(self, name):
+        """Returns the folder of a listed run, or None if `name` is not one of the runs scan() lists."""
+        if not run_name_ok(name):
+            return None
+        _, runs, _ = self.scan()
+        if name not in runs:
+            return None
+        return os.path.join(self.out_dir, name)
+
+    def images_in(self, run_dir, sub, extensions):
+        """Lists the complete image files of run_dir/sub: [(name, stat)] sorted by name, and the incomplete count."""
+        folder = os.path.join(run_dir, sub)
+        if not is_inside(folder, run_dir):
+            return [], 0
+        found, partial = [], 0
+        for name, stat in sorted(list_folder(folder)):
+            if not name.lower().endswith(extensions):
+                continue
+            if not is_inside(os.path.join(folder, name), run_dir):
+                continue
+            if self.images.complete(os.path.join(folder, name), stat):
+                found.append((name, stat))
+            else:
+                partial += 1
+        return found, partial
+
+    # -- one run ------------------------------------------------------------------------------------------
+
+    def summary(self, name, run_dir):
+        """Summarises one run: config highlights, progress from the log, last losses, liveness."""
+        now = time.time()
+        config, config_problem = read_json_file(os.path.join(run_dir, 'config.json'))
+        points = self.logs.points(os.path.join(run_dir, 'log.txt'))
+        last = points[-1] if points else None
+        samples, _ = self.images_in(run_dir, 'samples', ('.png',))
+        sample_steps = sorted(int(SAMPLE_NAME.match(n).group(1)) for n, _ in samples if SAMPLE_NAME.match(n))
+
+        # Liveness: the newest modification among the files a training run keeps writing.
+        mtimes = []
+        for rel in ('log.txt', 'metrics.jsonl', 'config.json', os.path.join('checkpoint', 'checkpoint')):
+            try:
+                mtimes.append(os.stat(os.path.join(run_dir, rel)).st_mtime)
+            except OSError:
+                pass
+        sample_entries = list_folder(os.path.join(run_dir, 'samples'))
+        mtimes.extend(stat.st_mtime for _, stat in sample_entries)
+        last_modified = max(mtimes) if mtimes else None
+        live = last_modified is not None and now - last_modified <= self.live_seconds
+
+        metrics_rows = []
+        try:
+            with open(os.path.join(run_dir, 'metrics.jsonl'), 'rb') as f:
+                metrics_rows = parse_metrics_text(f.read().decode('utf-8', errors='replace'))
+        except OSError:
+            pass
+
+        config = config or {}
+        settings = [(key, config[key]) for key in KEY_SETTINGS if key in config]
+        try:
+            has_checkpoint = any(n.endswith('.index') for n in os.listdir(os.path.join(run_dir, 'checkpoint')))
+        except OSError:
+            has_checkpoint = False
+        return json_safe({
+            'name': name,
+            'dataset': config.get('dataset'),
+            'settings': [{'key': k, 'value': v} for k, v in settings],
+            'device': config.get('device'),
+            'precision_mode': config.get('precision_mode'),
+            'tf_version': config.get('tf_version'),
+            'config_problem': config_problem,
+            'has_log': os.path.exists(os.path.join(run_dir, 'log.txt')),
+            'last_step': last['step'] if last else None,
+            'epoch': last['epoch'] if last else None,
+            'epochs': last['epochs'] if last else config.get('epoch'),
+            'batch': last['batch'] if last else None,
+            'batches': last['batches'] if last else None,
+            'elapsed': last['time'] if last else None,
+            'd_loss': last['d_loss'] if last else None,
+            'g_loss': last['g_loss'] if last else None,
+            'train_steps': config.get('train_steps'),
+            'n_samples': len(sample_steps),
+            'last_sample_step': sample_steps[-1] if sample_steps else None,
+            'has_checkpoint': has_checkpoint,
+            'metrics_latest': metrics_summary(metrics_rows)['latest'] if metrics_rows else {},
+            'last_modified': last_modified,
+            'age': now - last_modified if last_modified is not None else None,
+            'age_text': age_text(now - last_modified) if last_modified is not None else None,
+            'live': live,
+        })
+
+    def detail(self, name, run_dir):
+        """Everything the run view shows: summary, config, images by kind, metrics and the log's tail."""
+        info = self.summary(name, run_dir)
+        config, config_problem = read_json_file(os.path.join(run_dir, 'config.json'))
+        samples, samples_partial = self.images_in(run_dir, 'samples', ('.png',))
+        timeline, others, reals = [], [], None
+        for file_name, stat in samples:
+            match = SAMPLE_NAME.match(file_name)
+            if match:
+                timeline.append({'step': int(match.group(1)), 'file': 'samples/' + file_name, 'mtime': stat.st_mtime})
+            elif file_name == 'reals.png':
+                reals = {'file': 'samples/reals.png', 'mtime': stat.st_mtime}
+            else:
+                others.append('samples/' + file_name)
+        timeline.sort(key=lambda item: item['step'])
+        generated, generated_partial = self.images_in(run_dir, 'generated', ('.png',))
+        visualize, visualize_partial = self.images_in(run_dir, 'visualize', ('.png', '.gif'))
+        metrics_rows = []
+        try:
+            with open(os.path.join(run_dir, 'metrics.jsonl'), 'rb') as f:
+                metrics_rows = parse_metrics_text(f.read().decode('utf-8', errors='replace'))
+        except OSError:
+            pass
+        info.update(json_safe({
+            'config': config,
+            'config_problem': config_problem,
+            'timeline': timeline,
+            'reals': reals,
+            'partial_images': samples_partial + generated_partial + visualize_partial,
+            'generated': ['generated/' + n for n, _ in generated[:MAX_GALLERY]],
+            'generated_count': len(generated),
+            'visualize': ['visualize/' + n for n, _ in visualize] + others,
+            'metrics': metrics_summary(metrics_rows),
+            'log_tail': read_tail(os.path.join(run_dir, 'log.txt')),
+            'files': [f for f in SERVED_TOP_FILES if os.path.isfile(os.path.join(run_dir, f))],
+        }))
+        return info
+
+    def resolve_file(self, name, rel):
+        """Returns the path of a file the app may serve for run `name` at relative path `rel`, else None.
+
+        Only names the app lists itself: a listed run, then either a top-level file of SERVED_TOP_FILES
+        or '<sub>/<file>' with <sub> in SERVED_DIRS, the right extension, and <file> among the names
+        listed in that folder. The real path (symlinks resolved) must stay inside the run and out_dir.
+        """
+        run_dir = self.run_dir(name)
+        if run_dir is None or not rel or '\\' in rel or '\0' in rel or rel.startswith('/'):
+            return None
+        parts = rel.split('/')
+        if len(parts) == 1 and parts[0] in SERVED_TOP_FILES:
+            folder, file_name = run_dir, parts[0]
+        elif len(parts) == 2 and parts[0] in SERVED_DIRS and parts[1].lower().endswith(SERVED_DIRS[parts[0]]):
+            folder, file_name = os.path.join(run_dir, parts[0]), parts[1]
+        else:
+            return None
+        try:
+            listed = os.listdir(folder)
+        except OSError:
+            return None
+        if file_name.startswith('.') or file_name not in listed:
+            return None
+        path = os.path.join(folder, file_name)
+        if not is_inside(path, run_dir) or not is_inside(path, self.out_dir) or not os.path.isfile(path):
+            return None
+        return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The web app
+# ---------------------------------------------------------------------------------------------------------
+
+LOOPBACK_HOSTS = ('127.0.0.1', 'localhost', '::1', '[::1]')
+
+
+def request_host_name(host):
+    """The host name of a Host header, without the port ('[::1]:5000' -> '[::1]', 'a:80' -> 'a')."""
+    host = (host or '').strip().lower()
+    if host.startswith('['):
+        return host.split(']')[0] + ']'
+    return host.rsplit(':', 1)[0] if ':' in host else host
+
+
+def create_app(out_dir, loopback_only=True, live_seconds=LIVE_SECONDS):
+    """Builds the Flask app over out_dir. With loopback_only, requests must name a loopback Host
+    (so a web page elsewhere cannot read the runs through DNS rebinding)."""
+    app = Flask(__name__, template_folder=os.path.join(HERE, 'templates'), static_folder=os.path.join(HERE, 'static'))
+    app.config['SEND_FILE_MAX_AGE_DEFAULT'] = 0
+    app.url_map.merge_slashes = False  # '/files/run//etc/passwd' is a 404, not a redirect to a cleaned path
+    reader = RunReader(out_dir, live_seconds=live_seconds)
+    app.config['RUN_READER'] = reader
+
+    @app.before_request
+    def check_host():
+        if loopback_only and request_host_name(request.host) not in LOOPBACK_HOSTS:
+            abort(403)
+
+    @app.after_request
+    def add_headers(response):
+        response.headers['X-Content-Type-Options'] = 'nosniff'
+        response.headers['X-Frame-Options'] = 'DENY'
+        response.headers['Referrer-Policy'] = 'no-referrer'
+        response.headers['Content-Security-Policy'] = (
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+        if request.path.startswith('/api/'):
+            response.headers['Cache-Control'] = 'no-store'
+        return response
+
+    @app.errorhandler(404)
+    def not_found(error):
+        if request.path.startswith('/api/'):
+            return jsonify({'error': 'not found'}), 404
+        return 'Not found', 404, {'Content-Type': 'text/plain; charset=utf-8'}
+
+    @app.route('/')
+    def index():
+        return render_template('index.html', out_dir=reader.out_dir)
+
+    @app.route('/api/runs')
+    def api_runs():
+        status, names, ignored = reader.scan()
+        runs = [reader.summary(name, os.path.join(reader.out_dir, name)) for name in names]
+        runs.sort(key=lambda run: -(run['last_modified'] or 0))
+        status.update({'runs': runs, 'ignored': ignored, 'live_seconds': reader.live_seconds,
+                       'server_time': time.time()})
+        return jsonify(status)
+
+    @app.route('/api/runs/<name>')
+    def api_run(name):
+        run_dir = reader.run_dir(name)
+        if run_dir is None:
+            abort(404)
+        return jsonify(reader.detail(name, run_dir))
+
+    @app.route('/api/runs/<name>/losses')
+    def api_losses(name):
+        run_dir = reader.run_dir(name)
+        if run_dir is None:
+            abort(404)
+        since = request.args.get('since', type=int)
+        max_points = request.args.get('max_points', default=MAX_LOSS_POINTS, type=int)
+        points = reader.logs.points(os.path.join(run_dir, 'log.txt'))
+        series = loss_series(points, since=since, max_points=max(1, min(max_points, MAX_LOSS_POINTS)))
+        series['run'] = name
+        return jsonify(series)
+
+    @app.route('/files/<name>/<path:rel>')
+    def run_file(name, rel):
+        path = reader.resolve_file(name, rel)
+        if path is None:
+            abort(404)
+        mimetype = 'text/plain; charset=utf-8' if rel.endswith('.txt') else None
+        if rel.endswith('.jsonl') or rel.endswith('.json'):
+            mimetype = 'text/plain; charset=utf-8'
+        return send_file(path, mimetype=mimetype, conditional=True, max_age=0)
+
+    return app
+
+
+def parse_args(argv=None):
+    """Parses the command line: --out_dir, --host, --port."""
+    parser = argparse.ArgumentParser(
+        description='Serves a read-only page to watch and compare the DCGAN runs under --out_dir.',
+        epilog='example: python web/app.py --out_dir ./out   (then open the URL it prints)')
+    parser.add_argument('--out_dir', default='./out',
+                        help='folder holding the run folders (main.py\'s --out_dir); need not exist yet (default ./out)')
+    parser.add_argument('--host', default='127.0.0.1',
+                        help='interface to bind; 0.0.0.0 makes the page reachable from the network (default 127.0.0.1)')
+    parser.add_argument('--port', type=int, default=5000, help='port to listen on; 0 picks a free one (default 5000)')
+    parser.add_argument('--verbose', action='store_true', help='log every request (the page polls every few seconds)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    """Starts Werkzeug's threaded server (never in debug mode) and prints the URL."""
+    import logging
+    from werkzeug.serving import make_server
+
+    args = parse_args(argv)
+    logging.getLogger('werkzeug').setLevel(logging.INFO if args.verbose else logging.WARNING)
+    loopback = args.host in LOOPBACK_HOSTS
+    app = create_app(args.out_dir, loopback_only=loopback)
+    try:
+        server = make_server(args.host, args.port, app, threaded=True)
+    except OSError as e:
+        sys.exit('Cannot listen on %s:%d (%s); pick another --port or --host.' % (args.host, args.port, e.strerror))
+    out_dir = app.config['RUN_READER'].out_dir
+    shown_host = '[%s]' % args.host if ':' in args.host else args.host
+    if not os.path.isdir(out_dir):
+        print('Note: %s does not exist yet; the page will show runs once training writes there.' % out_dir)
+    if not loopback:
+        print('Warning: listening on %s, so anyone who can reach this machine can browse these runs '
+              '(read-only).' % args.host)
+    print('Serving the runs in %s at http://%s:%d/  (Ctrl+C to stop)' % (out_dir, shown_host, server.server_port))
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == '__main__':
+    main()

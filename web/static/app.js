@@ -1,0 +1,769 @@
+/* The DCGAN runs page: lists runs, shows one run's timeline, losses and files, and polls while a run trains. */
+'use strict';
+
+(function () {
+  var POLL_LIVE_MS = 2000;   // while the shown run (or any listed run) is being written to
+  var POLL_IDLE_MS = 5000;   // otherwise, to notice a run that starts again
+  var PLAY_MS = 400;         // one timeline frame while playing
+  var MAX_SHOWN = 560;       // sample grids are enlarged by whole factors up to about this width
+  var SVG_NS = 'http://www.w3.org/2000/svg';
+
+  var state = {
+    view: null,          // 'list' or 'run'
+    run: null,           // name of the run shown
+    detail: null,        // last /api/runs/<name> answer
+    losses: null,        // {steps, d, g} accumulated from /losses
+    lossRun: null,
+    index: -1,           // timeline position
+    follow: true,
+    playTimer: null,
+    pollTimer: null,
+    pollSeq: 0,
+    preload: {},
+    rendered: {}         // section -> JSON of what it shows, to skip identical re-renders
+  };
+
+  // ---------------------------------------------------------------- small helpers
+
+  function $(id) { return document.getElementById(id); }
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (key) {
+        if (key === 'text') node.textContent = attrs[key];
+        else if (key === 'className') node.className = attrs[key];
+        else node.setAttribute(key, attrs[key]);
+      });
+    }
+    (children || []).forEach(function (child) {
+      if (child === null || child === undefined) return;
+      node.appendChild(typeof child === 'string' ? document.createTextNode(child) : child);
+    });
+    return node;
+  }
+
+  function svg(tag, attrs, text) {
+    var node = document.createElementNS(SVG_NS, tag);
+    Object.keys(attrs || {}).forEach(function (key) { node.setAttribute(key, attrs[key]); });
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+
+  function fileUrl(run, rel, version) {
+    var url = '/files/' + encodeURIComponent(run) + '/' + rel.split('/').map(encodeURIComponent).join('/');
+    return version ? url + '?v=' + encodeURIComponent(String(version)) : url;
+  }
+
+  function getJSON(url) {
+    return fetch(url, { cache: 'no-store', credentials: 'same-origin' }).then(function (response) {
+      if (!response.ok) {
+        var error = new Error(response.status + ' for ' + url);
+        error.status = response.status;
+        throw error;
+      }
+      return response.json();
+    });
+  }
+
+  function fmtLoss(value) {
+    if (value === null || value === undefined) return '–';
+    if (typeof value === 'string') return value;  // 'nan', 'inf', '-inf'
+    return value.toFixed(4);
+  }
+
+  function fmtValue(value) {
+    if (value === null || value === undefined) return '–';
+    if (typeof value === 'number') {
+      if (Number.isInteger(value)) return String(value);
+      if (String(value).length <= 8) return String(value);  // 0.0002, 0.5, 12.25 as written
+      var abs = Math.abs(value);
+      if (abs !== 0 && (abs < 1e-3 || abs >= 1e5)) return value.toExponential(3);
+      return String(Number(value.toPrecision(5)));
+    }
+    if (typeof value === 'object') return JSON.stringify(value);
+    return String(value);
+  }
+
+  function fmtSeconds(seconds) {
+    if (seconds === null || seconds === undefined) return '–';
+    if (seconds < 120) return seconds.toFixed(1) + ' s';
+    if (seconds < 7200) return (seconds / 60).toFixed(1) + ' min';
+    return (seconds / 3600).toFixed(1) + ' h';
+  }
+
+  function isBadLoss(value) { return typeof value === 'string'; }
+
+  function settingMap(run) {
+    var map = {};
+    (run.settings || []).forEach(function (item) { map[item.key] = item.value; });
+    return map;
+  }
+
+  function settingsText(run) {
+    var s = settingMap(run);
+    var parts = [];
+    if (s.input_height !== undefined || s.output_height !== undefined) {
+      var out = s.output_height !== undefined ? s.output_height : '?';
+      if (s.output_width !== undefined && s.output_width !== s.output_height) out += 'x' + s.output_width;
+      parts.push((s.input_height !== undefined ? s.input_height : '?') + '→' + out + (s.crop ? ' crop' : ''));
+    }
+    if (s.batch_size !== undefined) parts.push('batch ' + s.batch_size);
+    if (s.learning_rate !== undefined) parts.push('lr ' + fmtValue(s.learning_rate));
+    if (s.beta1 !== undefined) parts.push('β1 ' + fmtValue(s.beta1));
+    if (s.z_dim !== undefined) parts.push('z ' + s.z_dim + (s.z_dist ? ' ' + s.z_dist : ''));
+    if (s.g_steps !== undefined) parts.push('G steps ' + s.g_steps);
+    return parts.join(' · ') || '–';
+  }
+
+  function deviceText(run) {
+    var parts = [];
+    if (run.device) parts.push(run.device);
+    if (run.precision_mode) parts.push(run.precision_mode);
+    return parts.join(' · ') || '–';
+  }
+
+  function stepTarget(run) {
+    if (run.train_steps) return run.train_steps;
+    return null;
+  }
+
+  function progressText(run) {
+    if (run.last_step === null || run.last_step === undefined) return run.has_log ? 'no steps yet' : 'no log yet';
+    var target = stepTarget(run);
+    return target ? run.last_step + ' / ' + target : String(run.last_step);
+  }
+
+  function epochText(run) {
+    if (run.epoch === null || run.epoch === undefined) return '';
+    return 'epoch ' + run.epoch + '/' + run.epochs + ' · batch ' + run.batch + '/' + run.batches;
+  }
+
+  function badge(run) {
+    return run.live
+      ? el('span', { className: 'badge live', title: 'log, metrics or samples modified in the last minute', text: 'training' })
+      : el('span', { className: 'badge idle', title: 'nothing written in the last minute', text: 'idle' });
+  }
+
+  function setRefresh(live, text) {
+    var node = $('refresh-status');
+    clear(node);
+    node.appendChild(el('span', { className: 'dot' + (live ? ' on' : '') }));
+    node.appendChild(document.createTextNode(text));
+  }
+
+  function showBanner(text) {
+    var node = $('banner');
+    node.textContent = text || '';
+    node.classList.toggle('hidden', !text);
+  }
+
+  function changed(section, value) {
+    var json = JSON.stringify(value);
+    if (state.rendered[section] === json) return false;
+    state.rendered[section] = json;
+    return true;
+  }
+
+  // ---------------------------------------------------------------- routing and polling
+
+  function route() {
+    var hash = window.location.hash || '#/';
+    var match = /^#\/run\/(.+)$/.exec(hash);
+    stopPlaying();
+    state.rendered = {};
+    if (match) {
+      var name;
+      try { name = decodeURIComponent(match[1]); } catch (e) { name = match[1]; }
+      state.view = 'run';
+      if (state.run !== name) {
+        state.run = name;
+        state.detail = null;
+        state.losses = null;
+        state.lossRun = null;
+        state.index = -1;
+        state.follow = true;
+        $('follow-box').checked = true;
+      }
+    } else {
+      state.view = 'list';
+      state.run = null;
+    }
+    $('view-list').classList.toggle('hidden', state.view !== 'list');
+    $('view-run').classList.toggle('hidden', state.view !== 'run');
+    poll();
+  }
+
+  function schedule(ms) {
+    clearTimeout(state.pollTimer);
+    state.pollTimer = setTimeout(poll, ms);
+  }
+
+  function poll() {
+    clearTimeout(state.pollTimer);
+    var seq = ++state.pollSeq;
+    var work = state.view === 'run' ? pollRun() : pollList();
+    work.then(function (live) {
+      if (seq !== state.pollSeq) return;
+      showBanner('');
+      var now = new Date();
+      setRefresh(live, (live ? 'live · ' : '') + 'updated ' + now.toLocaleTimeString());
+      schedule(live ? POLL_LIVE_MS : POLL_IDLE_MS);
+    }).catch(function (error) {
+      if (seq !== state.pollSeq) return;
+      if (error && error.status === 404 && state.view === 'run') {
+        showBanner('There is no run called "' + state.run + '" in this folder (any more).');
+      } else {
+        showBanner('Cannot reach the server (' + (error && error.message ? error.message : error) + '); retrying.');
+      }
+      setRefresh(false, 'retrying…');
+      schedule(POLL_IDLE_MS);
+    });
+  }
+
+  // ---------------------------------------------------------------- list view
+
+  function pollList() {
+    return getJSON('/api/runs').then(function (data) {
+      renderList(data);
+      return data.runs.some(function (run) { return run.live; });
+    });
+  }
+
+  function renderList(data) {
+    $('out-dir').textContent = data.out_dir;
+    var message = $('list-message');
+    if (changed('list-message', [data.problem, data.runs.length])) {
+      clear(message);
+      if (data.problem) {
+        message.appendChild(el('div', { className: 'message', id: 'list-empty' }, [
+          el('strong', { text: data.problem }),
+          'Runs appear here as soon as training writes one: ',
+          el('code', { text: 'python main.py --train --out_dir ' + data.out_dir + ' …' })
+        ]));
+      } else if (!data.runs.length) {
+        message.appendChild(el('div', { className: 'message', id: 'list-empty' }, [
+          el('strong', { text: 'No runs in ' + data.out_dir + ' yet.' }),
+          'A run folder holds config.json, log.txt, samples/ and checkpoint/; start one with ',
+          el('code', { text: 'python main.py --train --out_dir ' + data.out_dir + ' …' })
+        ]));
+      }
+    }
+    $('runs-card').classList.toggle('hidden', !data.runs.length);
+    var hint = data.ignored.length ? 'Not run folders (no config.json, log.txt, samples/ or checkpoint/): ' + data.ignored.join(', ') + '. ' : '';
+    if (data.runs.length) hint += '"training" means log.txt, metrics or samples changed in the last ' + data.live_seconds + ' s.';
+    $('list-hint').textContent = hint;
+
+    var body = $('runs-body');
+    var rows = data.runs.map(function (run) {
+      return [run.name, run.live, run.last_step, run.d_loss, run.g_loss, run.age_text, run.settings, run.device,
+        run.precision_mode, run.dataset, run.metrics_latest, run.config_problem];
+    });
+    if (!changed('list-rows', rows)) return;
+    clear(body);
+    data.runs.forEach(function (run) {
+      var metrics = Object.keys(run.metrics_latest || {}).filter(function (k) { return k !== 'step'; }).slice(0, 3)
+        .map(function (k) { return k + ' ' + fmtValue(run.metrics_latest[k]); }).join(' · ');
+      var row = el('tr', { className: 'run-row', 'data-run': run.name, tabindex: '0' }, [
+        el('td', null, [el('span', { className: 'run-name', text: run.name }), badge(run),
+          run.config_problem ? el('span', { className: 'sub', text: run.config_problem }) : null]),
+        el('td', { text: run.dataset || '–' }),
+        el('td', { className: 'settings', text: settingsText(run) }),
+        el('td', null, [deviceText(run), run.tf_version ? el('span', { className: 'sub', text: 'TF ' + run.tf_version }) : null]),
+        el('td', { className: 'num' }, [progressText(run), el('span', { className: 'sub', text: epochText(run) })]),
+        el('td', { className: 'num' + (isBadLoss(run.d_loss) ? ' bad' : ''), text: fmtLoss(run.d_loss) }),
+        el('td', { className: 'num' + (isBadLoss(run.g_loss) ? ' bad' : ''), text: fmtLoss(run.g_loss) }),
+        el('td', { className: 'settings', text: metrics || '–' }),
+        el('td', { className: 'num', text: run.age_text ? run.age_text + ' ago' : '–' })
+      ]);
+      var open = function () { window.location.hash = '#/run/' + encodeURIComponent(run.name); };
+      row.addEventListener('click', open);
+      row.addEventListener('keydown', function (event) { if (event.key === 'Enter') open(); });
+      body.appendChild(row);
+    });
+  }
+
+  // ---------------------------------------------------------------- run view
+
+  function pollRun() {
+    var name = state.run;
+    var detailReq = getJSON('/api/runs/' + encodeURIComponent(name));
+    var since = state.losses && state.lossRun === name && state.losses.steps.length
+      ? state.losses.steps[state.losses.steps.length - 1] : null;
+    var lossReq = getJSON('/api/runs/' + encodeURIComponent(name) + '/losses' + (since !== null ? '?since=' + since : ''));
+    return Promise.all([detailReq, lossReq]).then(function (answers) {
+      if (state.run !== name || state.view !== 'run') return false;
+      state.detail = answers[0];
+      mergeLosses(name, answers[1], since);
+      renderRun(answers[0]);
+      return answers[0].live;
+    });
+  }
+
+  function mergeLosses(name, series, since) {
+    if (!state.losses || state.lossRun !== name || series.reset || since === null) {
+      state.losses = { steps: [], d: [], g: [], total: 0, nonfinite: 0 };
+      state.lossRun = name;
+    }
+    var losses = state.losses;
+    for (var i = 0; i < series.steps.length; i++) {
+      losses.steps.push(series.steps[i]);
+      losses.d.push(series.d_loss[i]);
+      losses.g.push(series.g_loss[i]);
+    }
+    losses.total = series.total_points;
+    losses.nonfinite += series.nonfinite;
+    if (series.steps.length || changed('chart-size', losses.steps.length)) drawChart();
+  }
+
+  function renderRun(run) {
+    $('run-title').textContent = run.name;
+    document.title = run.name + ' · DCGAN runs';
+    var badgeHolder = $('run-badge');
+    clear(badgeHolder);
+    badgeHolder.appendChild(badge(run));
+    var sub = [run.dataset || 'unknown data set', deviceText(run)];
+    if (run.tf_version) sub.push('TF ' + run.tf_version);
+    $('run-sub').textContent = sub.join(' · ');
+    renderNotes(run);
+    renderStats(run);
+    renderTimeline(run);
+    renderMetrics(run);
+    renderGallery('generated', run, run.generated, run.generated_count);
+    renderGallery('visualize', run, run.visualize, run.visualize.length);
+    renderConfig(run);
+    renderLog(run);
+  }
+
+  function renderNotes(run) {
+    var notes = [];
+    if (run.config_problem) notes.push(run.config_problem + '.');
+    if (!run.has_log) notes.push('No log.txt yet, so there are no losses to show.');
+    if (run.partial_images) notes.push(run.partial_images + ' image file(s) are still being written or are damaged; they are left out until complete.');
+    if (state.losses && state.losses.nonfinite) notes.push(state.losses.nonfinite + ' logged step(s) have a nan or inf loss (gaps in the chart).');
+    if (!changed('notes', notes)) return;
+    var holder = $('run-notes');
+    clear(holder);
+    notes.forEach(function (text) { holder.appendChild(el('div', { className: 'note', text: text })); });
+  }
+
+  function stat(label, value, extra, cls) {
+    return el('div', { className: 'stat' }, [
+      el('div', { className: 'label', text: label }),
+      el('div', { className: 'value' + (cls ? ' ' + cls : ''), text: value, title: value }),
+      extra ? el('div', { className: 'extra', text: extra, title: extra }) : null
+    ]);
+  }
+
+  function renderStats(run) {
+    var items = [
+      ['Step', progressText(run), epochText(run), ''],
+      ['D loss', fmtLoss(run.d_loss), 'last logged', isBadLoss(run.d_loss) ? 'bad' : 'd'],
+      ['G loss', fmtLoss(run.g_loss), 'last logged', isBadLoss(run.g_loss) ? 'bad' : 'g'],
+      ['Time', fmtSeconds(run.elapsed), run.age_text ? 'updated ' + run.age_text + ' ago' : '', ''],
+      ['Samples', String(run.n_samples), run.last_sample_step !== null ? 'last at step ' + run.last_sample_step : '', ''],
+      ['Checkpoint', run.has_checkpoint ? 'saved' : 'none yet', '', '']
+    ];
+    var latest = run.metrics && run.metrics.latest ? run.metrics.latest : {};
+    Object.keys(latest).filter(function (k) { return k !== 'step'; }).slice(0, 4).forEach(function (key) {
+      items.push([key, fmtValue(latest[key]), latest.step !== undefined ? 'at step ' + latest.step : '', '']);
+    });
+    if (!changed('stats', items)) return;
+    var holder = $('run-stats');
+    clear(holder);
+    items.forEach(function (item) { holder.appendChild(stat(item[0], item[1], item[2], item[3])); });
+  }
+
+  // ---- timeline
+
+  function renderTimeline(run) {
+    var timeline = run.timeline || [];
+    var slider = $('timeline-slider');
+    var count = timeline.length;
+    $('timeline-count').textContent = count ? count + ' sample grid' + (count > 1 ? 's' : '') : '';
+    slider.max = String(Math.max(0, count - 1));
+    slider.disabled = count < 2;
+    $('play-btn').disabled = count < 2;
+    if (state.index < 0 || state.index >= count || (state.follow && !state.playTimer)) {
+      state.index = count - 1;
+    }
+    slider.value = String(Math.max(0, state.index));
+
+    if (changed('reals', run.reals)) {
+      setImage($('reals-frame'), run.reals ? fileUrl(run.name, run.reals.file, run.reals.mtime) : null,
+        'No samples/reals.png yet');
+    }
+    showFrame();
+    timeline.slice(-3).forEach(function (item) { preload(fileUrl(run.name, item.file, item.mtime)); });
+  }
+
+  function showFrame() {
+    var run = state.detail;
+    var timeline = run ? run.timeline || [] : [];
+    var item = timeline[state.index];
+    var label = $('step-label');
+    if (!item) {
+      label.textContent = '–';
+      $('fake-caption').textContent = 'Generated';
+      setImage($('fake-frame'), null, 'No sample grids yet (samples/train_<step>.png)');
+      return;
+    }
+    label.textContent = 'step ' + item.step + '  (' + (state.index + 1) + '/' + timeline.length + ')';
+    label.setAttribute('data-step', String(item.step));
+    $('fake-caption').textContent = 'Generated at step ' + item.step;
+    setImage($('fake-frame'), fileUrl(run.name, item.file, item.mtime), 'Sample not readable yet');
+    var next = timeline[state.index + 1];
+    if (next) preload(fileUrl(run.name, next.file, next.mtime));
+  }
+
+  function preload(url) {
+    if (state.preload[url]) return;
+    var image = new Image();
+    image.src = url;
+    state.preload[url] = image;
+  }
+
+  // Shows url in a dark frame at an integer multiple of its pixel size (or shrunk to fit), pixelated.
+  function setImage(frame, url, emptyText) {
+    var img = frame.querySelector('img');
+    var empty = frame.querySelector('.empty');
+    if (!url) {
+      img.classList.add('hidden');
+      img.removeAttribute('src');
+      if (!empty) frame.appendChild(el('div', { className: 'empty', text: emptyText }));
+      else empty.textContent = emptyText;
+      return;
+    }
+    if (empty) empty.parentNode.removeChild(empty);
+    img.classList.remove('hidden');
+    if (img.getAttribute('src') === url) return;
+    img.onload = function () { fitPixels(img, frame); };
+    img.onerror = function () {
+      img.classList.add('hidden');
+      if (!frame.querySelector('.empty')) frame.appendChild(el('div', { className: 'empty', text: emptyText }));
+    };
+    img.src = url;
+    if (img.complete && img.naturalWidth) fitPixels(img, frame);
+  }
+
+  // The largest integer scale that fits (at most MAX_SHOWN px wide), or a shrink when even 1x does not fit.
+  function fitPixels(img, frame) {
+    var room = frame.clientWidth - 16;
+    var width = img.naturalWidth;
+    if (!width || room <= 0) return;
+    if (img.id === 'fake-img') chooseLayout(width);
+    room = frame.clientWidth - 16;
+    var scale = width <= room ? Math.max(1, Math.floor(Math.min(room, MAX_SHOWN) / width)) : room / width;
+    img.style.width = Math.round(width * scale) + 'px';
+    img.style.height = Math.round(img.naturalHeight * scale) + 'px';
+    img.title = img.naturalWidth + '×' + img.naturalHeight + ' px' + (scale !== 1 ? ', shown ×' + fmtValue(scale) : '');
+  }
+
+  // Sample grids and the loss chart sit side by side unless that would shrink the grids below their
+  // pixel size; then the timeline takes the full width (a 64x64 batch-64 grid is 512 px wide).
+  function chooseLayout(gridWidth) {
+    var top = $('top-grid');
+    var pairNeeds = 2 * (gridWidth + 16) + 14 + 34;  // two frames with padding, the gap, the card padding
+    var stacked = pairNeeds > (top.clientWidth - 16) / 2 && pairNeeds <= top.clientWidth + 200;
+    if (top.classList.contains('stacked') !== stacked) top.classList.toggle('stacked', stacked);
+  }
+
+  function stopPlaying() {
+    if (state.playTimer) clearInterval(state.playTimer);
+    state.playTimer = null;
+    $('play-btn').textContent = '▶';
+    $('play-btn').title = 'Play the timeline';
+  }
+
+  function togglePlay() {
+    if (state.playTimer) { stopPlaying(); return; }
+    var timeline = state.detail ? state.detail.timeline : [];
+    if (timeline.length < 2) return;
+    if (state.index >= timeline.length - 1) state.index = -1;
+    $('play-btn').textContent = '❚❚';
+    $('play-btn').title = 'Pause';
+    var step = function () {
+      var items = state.detail ? state.detail.timeline : [];
+      if (state.index >= items.length - 1) { stopPlaying(); return; }
+      state.index += 1;
+      $('timeline-slider').value = String(state.index);
+      showFrame();
+    };
+    step();
+    state.playTimer = setInterval(step, PLAY_MS);
+  }
+
+  // ---- loss chart (SVG, drawn here from the /losses JSON)
+
+  function niceStep(span, target) {
+    var raw = span / Math.max(1, target);
+    var power = Math.pow(10, Math.floor(Math.log(raw) / Math.LN10));
+    var unit = raw / power;
+    var nice = unit <= 1 ? 1 : unit <= 2 ? 2 : unit <= 5 ? 5 : 10;
+    return nice * power;
+  }
+
+  function ticks(lo, hi, target) {
+    if (hi <= lo) { hi = lo + 1; }
+    var step = niceStep(hi - lo, target);
+    var out = [];
+    for (var v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+    return out;
+  }
+
+  function smooth(values, weight) {
+    var out = [];
+    var last = null;
+    for (var i = 0; i < values.length; i++) {
+      var v = values[i];
+      if (v === null) { out.push(null); continue; }
+      last = last === null ? v : last * weight + (1 - weight) * v;  // EMA started at the first value
+      out.push(last);
+    }
+    return out;
+  }
+
+  function pathFor(steps, values, x, y, stride) {
+    var d = [];
+    var pen = false;
+    var last = steps.length - 1;
+    for (var i = 0; i <= last; i = (i < last && i + stride > last) ? last : i + stride) {  // keeps the last point
+      if (values[i] === null || values[i] === undefined) { pen = false; continue; }
+      d.push((pen ? 'L' : 'M') + x(steps[i]).toFixed(1) + ' ' + y(values[i]).toFixed(1));
+      pen = true;
+    }
+    return d.join('');
+  }
+
+  function drawChart() {
+    var chart = $('loss-chart');
+    var losses = state.losses || { steps: [], d: [], g: [] };
+    var width = Math.max(300, chart.clientWidth || 600);
+    var height = Math.max(200, chart.clientHeight || 300);
+    clear(chart);
+    chart.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
+    chart.setAttribute('data-points', String(losses.steps.length));
+    var steps = losses.steps;
+    var lo = Infinity;
+    var hi = -Infinity;
+    [losses.d, losses.g].forEach(function (values) {
+      values.forEach(function (v) { if (v !== null) { lo = Math.min(lo, v); hi = Math.max(hi, v); } });
+    });
+    var note = $('chart-note');
+    if (!steps.length || lo > hi) {
+      chart.appendChild(svg('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle', 'class': 'empty' },
+        steps.length ? 'All logged losses are nan or inf' : 'No loss lines in log.txt yet'));
+      note.textContent = '';
+      return;
+    }
+    var pad = { left: 52, right: 14, top: 12, bottom: 30 };
+    var x0 = steps[0];
+    var x1 = steps[steps.length - 1];
+    if (x1 === x0) { x0 -= 1; x1 += 1; }
+    if (hi - lo < 1e-9) { lo -= 0.5; hi += 0.5; }
+    var margin = (hi - lo) * 0.06;
+    lo = lo >= 0 && lo - margin < 0 ? 0 : lo - margin;
+    hi += margin;
+    var x = function (s) { return pad.left + (s - x0) / (x1 - x0) * (width - pad.left - pad.right); };
+    var y = function (v) { return height - pad.bottom - (v - lo) / (hi - lo) * (height - pad.top - pad.bottom); };
+
+    ticks(lo, hi, 5).forEach(function (v) {
+      if (v < lo || v > hi) return;
+      chart.appendChild(svg('line', { x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v), 'class': 'grid' }));
+      chart.appendChild(svg('text', { x: pad.left - 8, y: y(v) + 4, 'text-anchor': 'end' }, fmtValue(v)));
+    });
+    ticks(x0, x1, Math.max(2, Math.floor(width / 110))).forEach(function (s) {
+      if (s < x0 || s > x1) return;
+      chart.appendChild(svg('line', { x1: x(s), x2: x(s), y1: pad.top, y2: height - pad.bottom, 'class': 'grid' }));
+      chart.appendChild(svg('text', { x: x(s), y: height - pad.bottom + 16, 'text-anchor': 'middle' }, String(s)));
+    });
+    chart.appendChild(svg('line', { x1: pad.left, x2: width - pad.right, y1: height - pad.bottom, y2: height - pad.bottom, 'class': 'axis' }));
+    chart.appendChild(svg('text', { x: width - pad.right, y: height - 4, 'text-anchor': 'end' }, 'step'));
+
+    var smoothOn = $('smooth-box').checked && steps.length > 2;
+    var stride = Math.max(1, Math.floor(steps.length / (2 * width)));  // about two points per pixel column
+    [['d', losses.d], ['g', losses.g]].forEach(function (pair) {
+      if (smoothOn) {
+        chart.appendChild(svg('path', { d: pathFor(steps, pair[1], x, y, stride), 'class': 'line raw ' + pair[0] }));
+        chart.appendChild(svg('path', { d: pathFor(steps, smooth(pair[1], 0.9), x, y, stride), 'class': 'line ' + pair[0], 'data-series': pair[0] }));
+      } else {
+        chart.appendChild(svg('path', { d: pathFor(steps, pair[1], x, y, stride), 'class': 'line ' + pair[0], 'data-series': pair[0] }));
+      }
+    });
+    if (steps.length === 1) {
+      chart.appendChild(svg('circle', { cx: x(steps[0]), cy: y(losses.d[0] === null ? lo : losses.d[0]), r: 3, 'class': 'dot d' }));
+      chart.appendChild(svg('circle', { cx: x(steps[0]), cy: y(losses.g[0] === null ? lo : losses.g[0]), r: 3, 'class': 'dot g' }));
+    }
+    var cursor = svg('line', { x1: 0, x2: 0, y1: pad.top, y2: height - pad.bottom, 'class': 'cursor hidden' });
+    var dotD = svg('circle', { r: 3.5, 'class': 'dot d hidden' });
+    var dotG = svg('circle', { r: 3.5, 'class': 'dot g hidden' });
+    chart.appendChild(cursor);
+    chart.appendChild(dotD);
+    chart.appendChild(dotG);
+    var overlay = svg('rect', { x: pad.left, y: pad.top, width: width - pad.left - pad.right, height: height - pad.top - pad.bottom, fill: 'transparent' });
+    chart.appendChild(overlay);
+    var tip = $('chart-tip');
+    overlay.addEventListener('mousemove', function (event) {
+      var box = chart.getBoundingClientRect();
+      var px = (event.clientX - box.left) * width / box.width;
+      var target = x0 + (px - pad.left) / (width - pad.left - pad.right) * (x1 - x0);
+      var i = nearest(steps, target);
+      var cx = x(steps[i]);
+      cursor.setAttribute('x1', cx); cursor.setAttribute('x2', cx);
+      cursor.classList.remove('hidden');
+      placeDot(dotD, cx, losses.d[i], y);
+      placeDot(dotG, cx, losses.g[i], y);
+      clear(tip);
+      tip.appendChild(el('b', { text: 'step ' + steps[i] }));
+      tip.appendChild(el('div', { text: 'D ' + fmtLoss(losses.d[i] === null ? 'nan/inf' : losses.d[i]) }));
+      tip.appendChild(el('div', { text: 'G ' + fmtLoss(losses.g[i] === null ? 'nan/inf' : losses.g[i]) }));
+      tip.classList.remove('hidden');
+      var left = cx * box.width / width + 12;
+      if (left + 140 > box.width) left = cx * box.width / width - 140;
+      tip.style.left = left + 'px';
+      tip.style.top = '14px';
+    });
+    overlay.addEventListener('mouseleave', function () {
+      cursor.classList.add('hidden'); dotD.classList.add('hidden'); dotG.classList.add('hidden');
+      tip.classList.add('hidden');
+    });
+    var text = steps.length + ' logged step' + (steps.length > 1 ? 's' : '');
+    if (losses.total > steps.length) text += ' (of ' + losses.total + ', thinned evenly)';
+    note.textContent = text + ', steps ' + steps[0] + '–' + steps[steps.length - 1] + '.';
+  }
+
+  function placeDot(dot, cx, value, y) {
+    if (value === null || value === undefined) { dot.classList.add('hidden'); return; }
+    dot.setAttribute('cx', cx);
+    dot.setAttribute('cy', y(value));
+    dot.classList.remove('hidden');
+  }
+
+  function nearest(sorted, target) {
+    var lo = 0;
+    var hi = sorted.length - 1;
+    while (lo < hi) {
+      var mid = (lo + hi) >> 1;
+      if (sorted[mid] < target) lo = mid + 1; else hi = mid;
+    }
+    if (lo > 0 && Math.abs(sorted[lo - 1] - target) < Math.abs(sorted[lo] - target)) lo -= 1;
+    return lo;
+  }
+
+  // ---- metrics, galleries, flags, log
+
+  function renderMetrics(run) {
+    var metrics = run.metrics || { count: 0, rows: [], columns: [] };
+    $('metrics-card').classList.toggle('hidden', !metrics.count);
+    if (!metrics.count || !changed('metrics', metrics)) return;
+    $('metrics-count').textContent = metrics.count > metrics.rows.length
+      ? 'last ' + metrics.rows.length + ' of ' + metrics.count + ' rows' : metrics.count + ' row' + (metrics.count > 1 ? 's' : '');
+    var table = $('metrics-table');
+    clear(table);
+    table.appendChild(el('thead', null, [el('tr', null, metrics.columns.map(function (c) { return el('th', { text: c }); }))]));
+    var body = el('tbody');
+    metrics.rows.slice().reverse().forEach(function (row) {
+      body.appendChild(el('tr', null, metrics.columns.map(function (c) { return el('td', { text: fmtValue(row[c]) }); })));
+    });
+    table.appendChild(body);
+  }
+
+  function renderGallery(kind, run, files, total) {
+    var key = 'gallery-' + kind;
+    if (!changed(key, [run.name, files, total])) return;
+    var holder = $(kind + '-gallery');
+    clear(holder);
+    $(kind + '-count').textContent = total ? (total > files.length ? files.length + ' of ' + total : String(total)) : '';
+    if (!files.length) {
+      var hint = kind === 'generated'
+        ? 'None yet: python main.py --generate N … writes generated/'
+        : 'None yet: python main.py --visualize … writes visualize/';
+      holder.appendChild(el('div', { className: 'empty', text: hint }));
+      return;
+    }
+    files.forEach(function (rel) {
+      var url = fileUrl(run.name, rel);
+      var img = el('img', { src: url, alt: rel, loading: 'lazy' });
+      img.addEventListener('load', function () {
+        var w = img.naturalWidth;
+        var scale = w <= 64 ? 2 : w <= 300 ? 1 : 300 / w;
+        img.style.width = Math.round(w * scale) + 'px';
+      });
+      var name = rel.split('/').pop();
+      holder.appendChild(el('figure', null, [el('a', { href: url, target: '_blank', rel: 'noopener', title: name }, [img]),
+        el('figcaption', { text: name })]));
+    });
+  }
+
+  function renderConfig(run) {
+    if (!changed('config', [run.name, run.config, run.files])) return;
+    var table = $('config-table');
+    clear(table);
+    var config = run.config || {};
+    var keys = Object.keys(config).sort();
+    if (!keys.length) {
+      table.appendChild(el('tr', null, [el('td', { text: run.config_problem || 'no config.json yet' })]));
+    }
+    keys.forEach(function (key) {
+      table.appendChild(el('tr', null, [el('th', { text: key }), el('td', { text: fmtValue(config[key]) })]));
+    });
+    var links = $('config-links');
+    clear(links);
+    (run.files || []).forEach(function (file, i) {
+      if (i) links.appendChild(document.createTextNode(' · '));
+      links.appendChild(el('a', { href: fileUrl(run.name, file), target: '_blank', rel: 'noopener', text: file }));
+    });
+  }
+
+  function renderLog(run) {
+    if (!changed('log', run.log_tail)) return;
+    var pre = $('log-tail');
+    var nearBottom = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 30;
+    pre.textContent = run.log_tail.length ? run.log_tail.join('\n') : 'no log.txt yet';
+    if (nearBottom) pre.scrollTop = pre.scrollHeight;
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  function init() {
+    var slider = $('timeline-slider');
+    slider.addEventListener('input', function () {
+      stopPlaying();
+      state.index = parseInt(slider.value, 10);
+      var timeline = state.detail ? state.detail.timeline : [];
+      state.follow = state.index >= timeline.length - 1 && $('follow-box').checked;
+      showFrame();
+    });
+    $('play-btn').addEventListener('click', togglePlay);
+    $('follow-box').addEventListener('change', function (event) {
+      state.follow = event.target.checked;
+      if (state.follow && state.detail) {
+        state.index = state.detail.timeline.length - 1;
+        $('timeline-slider').value = String(state.index);
+        showFrame();
+      }
+    });
+    $('smooth-box').addEventListener('change', drawChart);
+    // Refit the grids and redraw the chart whenever their boxes change size (window, layout, images).
+    var chartSize = '';
+    var observer = new ResizeObserver(function () {
+      if (state.view !== 'run') return;
+      ['reals-frame', 'fake-frame'].forEach(function (id) {
+        var img = $(id).querySelector('img');
+        if (img.naturalWidth && !img.classList.contains('hidden')) fitPixels(img, $(id));
+      });
+      var wrap = $('chart-wrap');
+      var size = wrap.clientWidth + 'x' + wrap.clientHeight;
+      if (size !== chartSize) { chartSize = size; drawChart(); }
+    });
+    ['top-grid', 'chart-wrap'].forEach(function (id) { observer.observe($(id)); });
+    document.addEventListener('visibilitychange', function () { if (!document.hidden) poll(); });
+    window.addEventListener('hashchange', route);
+    route();
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  else init();
+}());
