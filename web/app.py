@@ -574,7 +574,9 @@ def create_app(out_dir, loopback_only=True, live_seconds=LIVE_SECONDS):
     @app.before_request
     def check_host():
         if loopback_only and request_host_name(request.host) not in LOOPBACK_HOSTS:
-            abort(403)
+            return ('This page answers only to http://127.0.0.1 or http://localhost addresses, since it listens '
+                    'on the loopback interface. Open it through one of those, or start web/app.py with '
+                    '--host 0.0.0.0 to serve other names.\n', 403, {'Content-Type': 'text/plain; charset=utf-8'})
 
     @app.after_request
     def add_headers(response):

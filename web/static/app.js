@@ -7,6 +7,8 @@
   var PLAY_MS = 400;         // one timeline frame while playing
   var MAX_SHOWN = 560;       // sample grids are enlarged by whole factors up to about this width
   var SVG_NS = 'http://www.w3.org/2000/svg';
+  var PALETTE = ['#2f6fdf', '#e0702b', '#1c9b5a', '#9b4dca', '#c53030', '#0e9aa7', '#b7791f', '#d53f8c', '#4a5568', '#6b8e23'];
+  var COMPARE_POINTS = 1500;
 
   var state = {
     view: null,          // 'list' or 'run'
@@ -20,6 +22,9 @@
     pollTimer: null,
     pollSeq: 0,
     preload: {},
+    compare: null,       // names of the runs ticked for the comparison chart (null until the first list)
+    compareData: {},     // name -> {lastStep, steps, d, g}
+    colors: {},          // name -> colour in the comparison chart
     rendered: {}         // section -> JSON of what it shows, to skip identical re-renders
   };
 
@@ -227,9 +232,71 @@
 
   function pollList() {
     return getJSON('/api/runs').then(function (data) {
+      if (state.view !== 'list') return false;
+      state.listed = data.runs;
+      data.runs.forEach(function (run) {
+        if (!state.colors[run.name]) state.colors[run.name] = PALETTE[Object.keys(state.colors).length % PALETTE.length];
+      });
+      if (state.compare === null) {
+        state.compare = loadCompare(data.runs);
+      }
       renderList(data);
-      return data.runs.some(function (run) { return run.live; });
+      return updateCompare().then(function () {
+        return data.runs.some(function (run) { return run.live; });
+      });
     });
+  }
+
+  // The ticked runs: remembered in localStorage, else the three most recently written ones.
+  function loadCompare(runs) {
+    var names = runs.map(function (run) { return run.name; });
+    var saved = null;
+    try { saved = JSON.parse(window.localStorage.getItem('dcgan-web-compare') || 'null'); } catch (e) { saved = null; }
+    if (Array.isArray(saved)) return saved.filter(function (name) { return names.indexOf(name) >= 0; });
+    return names.filter(function (name, i) {
+      return i < 3 && runs[i].last_step !== null && runs[i].last_step !== undefined;
+    });
+  }
+
+  function saveCompare() {
+    try { window.localStorage.setItem('dcgan-web-compare', JSON.stringify(state.compare)); } catch (e) { /* private mode */ }
+  }
+
+  // Fetches the losses of ticked runs whose last step changed, then redraws the comparison chart.
+  function updateCompare() {
+    var runs = (state.listed || []).filter(function (run) { return state.compare.indexOf(run.name) >= 0; });
+    $('compare-card').classList.toggle('hidden', !(state.listed || []).some(function (run) { return run.last_step !== null; }));
+    var requests = runs.filter(function (run) {
+      var known = state.compareData[run.name];
+      return !known || known.lastStep !== run.last_step;
+    }).map(function (run) {
+      return getJSON('/api/runs/' + encodeURIComponent(run.name) + '/losses?max_points=' + COMPARE_POINTS)
+        .then(function (series) {
+          state.compareData[run.name] = { lastStep: series.last_step, steps: series.steps, d: series.d_loss, g: series.g_loss };
+        });
+    });
+    return Promise.all(requests).then(drawCompare);
+  }
+
+  function drawCompare() {
+    if (state.view !== 'list' || !state.compare) return;
+    var which = document.querySelector('input[name="compare-series"]:checked').value;
+    var series = [];
+    var legend = $('compare-legend');
+    clear(legend);
+    (state.listed || []).forEach(function (run) {
+      var data = state.compareData[run.name];
+      if (state.compare.indexOf(run.name) < 0 || !data) return;
+      series.push({ key: run.name, label: run.name, color: state.colors[run.name], steps: data.steps, values: data[which] });
+      var swatch = el('span', { className: 'swatch' });
+      swatch.style.background = state.colors[run.name];
+      legend.appendChild(el('span', { className: 'run-key' }, [swatch, run.name]));
+    });
+    var chart = $('compare-chart');
+    chart.setAttribute('data-series-count', String(series.length));
+    lineChart(chart, $('compare-tip'), series,
+      state.compare.length ? 'No loss lines in the ticked runs\' logs yet' : 'Tick runs in the table to compare their losses',
+      $('compare-smooth').checked);
   }
 
   function renderList(data) {
@@ -261,12 +328,22 @@
       return [run.name, run.live, run.last_step, run.d_loss, run.g_loss, run.age_text, run.settings, run.device,
         run.precision_mode, run.dataset, run.metrics_latest, run.config_problem];
     });
-    if (!changed('list-rows', rows)) return;
+    if (!changed('list-rows', [rows, state.compare])) return;
     clear(body);
     data.runs.forEach(function (run) {
+      var tick = el('input', { type: 'checkbox', title: 'Compare this run\'s losses', 'aria-label': 'Compare ' + run.name });
+      tick.checked = state.compare.indexOf(run.name) >= 0;
+      tick.addEventListener('click', function (event) { event.stopPropagation(); });
+      tick.addEventListener('change', function () {
+        state.compare = state.compare.filter(function (name) { return name !== run.name; });
+        if (tick.checked) state.compare.push(run.name);
+        saveCompare();
+        updateCompare();
+      });
       var metrics = Object.keys(run.metrics_latest || {}).filter(function (k) { return k !== 'step'; }).slice(0, 3)
         .map(function (k) { return k + ' ' + fmtValue(run.metrics_latest[k]); }).join(' · ');
       var row = el('tr', { className: 'run-row', 'data-run': run.name, tabindex: '0' }, [
+        el('td', { className: 'pick' }, [tick]),
         el('td', null, [el('span', { className: 'run-name', text: run.name }), badge(run),
           run.config_problem ? el('span', { className: 'sub', text: run.config_problem }) : null]),
         el('td', { text: run.dataset || '–' }),
@@ -490,9 +567,10 @@
       state.index += 1;
       $('timeline-slider').value = String(state.index);
       showFrame();
+      if (state.index >= items.length - 1) stopPlaying();
     };
-    step();
     state.playTimer = setInterval(step, PLAY_MS);
+    step();
   }
 
   // ---- loss chart (SVG, drawn here from the /losses JSON)
@@ -537,30 +615,29 @@
     return d.join('');
   }
 
-  function drawChart() {
-    var chart = $('loss-chart');
-    var losses = state.losses || { steps: [], d: [], g: [] };
+  // Draws line series [{key, label, cls, color, steps, values}] (null values leave gaps) into an SVG with
+  // grid, axes and a hover readout in `tip`. Returns false (and says so in the chart) when there is nothing.
+  function lineChart(chart, tip, series, emptyText, smoothOn) {
     var width = Math.max(300, chart.clientWidth || 600);
     var height = Math.max(200, chart.clientHeight || 300);
     clear(chart);
+    tip.classList.add('hidden');
     chart.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
-    chart.setAttribute('data-points', String(losses.steps.length));
-    var steps = losses.steps;
-    var lo = Infinity;
-    var hi = -Infinity;
-    [losses.d, losses.g].forEach(function (values) {
-      values.forEach(function (v) { if (v !== null) { lo = Math.min(lo, v); hi = Math.max(hi, v); } });
+    var lo = Infinity, hi = -Infinity, x0 = Infinity, x1 = -Infinity, count = 0;
+    series.forEach(function (s) {
+      s.values.forEach(function (v) { if (v !== null) { lo = Math.min(lo, v); hi = Math.max(hi, v); } });
+      if (s.steps.length) {
+        x0 = Math.min(x0, s.steps[0]);
+        x1 = Math.max(x1, s.steps[s.steps.length - 1]);
+        count += s.steps.length;
+      }
     });
-    var note = $('chart-note');
-    if (!steps.length || lo > hi) {
+    if (!count || lo > hi) {
       chart.appendChild(svg('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle', 'class': 'empty' },
-        steps.length ? 'All logged losses are nan or inf' : 'No loss lines in log.txt yet'));
-      note.textContent = '';
-      return;
+        count ? 'All logged losses are nan or inf' : emptyText));
+      return false;
     }
     var pad = { left: 52, right: 14, top: 12, bottom: 30 };
-    var x0 = steps[0];
-    var x1 = steps[steps.length - 1];
     if (x1 === x0) { x0 -= 1; x1 += 1; }
     if (hi - lo < 1e-9) { lo -= 0.5; hi += 0.5; }
     var margin = (hi - lo) * 0.06;
@@ -575,63 +652,94 @@
       chart.appendChild(svg('text', { x: pad.left - 8, y: y(v) + 4, 'text-anchor': 'end' }, fmtValue(v)));
     });
     ticks(x0, x1, Math.max(2, Math.floor(width / 110))).forEach(function (s) {
-      if (s < x0 || s > x1) return;
+      if (s < x0 || s > x1 || Math.round(s) !== s) return;
       chart.appendChild(svg('line', { x1: x(s), x2: x(s), y1: pad.top, y2: height - pad.bottom, 'class': 'grid' }));
       chart.appendChild(svg('text', { x: x(s), y: height - pad.bottom + 16, 'text-anchor': 'middle' }, String(s)));
     });
     chart.appendChild(svg('line', { x1: pad.left, x2: width - pad.right, y1: height - pad.bottom, y2: height - pad.bottom, 'class': 'axis' }));
     chart.appendChild(svg('text', { x: width - pad.right, y: height - 4, 'text-anchor': 'end' }, 'step'));
 
-    var smoothOn = $('smooth-box').checked && steps.length > 2;
-    var stride = Math.max(1, Math.floor(steps.length / (2 * width)));  // about two points per pixel column
-    [['d', losses.d], ['g', losses.g]].forEach(function (pair) {
-      if (smoothOn) {
-        chart.appendChild(svg('path', { d: pathFor(steps, pair[1], x, y, stride), 'class': 'line raw ' + pair[0] }));
-        chart.appendChild(svg('path', { d: pathFor(steps, smooth(pair[1], 0.9), x, y, stride), 'class': 'line ' + pair[0], 'data-series': pair[0] }));
+    var dots = [];
+    series.forEach(function (s) {
+      var stride = Math.max(1, Math.floor(s.steps.length / (2 * width)));  // about two points per pixel column
+      var attrs = { 'class': 'line ' + (s.cls || ''), 'data-series': s.key };
+      if (s.color) attrs.stroke = s.color;
+      if (smoothOn && s.steps.length > 2) {
+        var raw = { d: pathFor(s.steps, s.values, x, y, stride), 'class': 'line raw ' + (s.cls || '') };
+        if (s.color) raw.stroke = s.color;
+        chart.appendChild(svg('path', raw));
+        attrs.d = pathFor(s.steps, smooth(s.values, 0.9), x, y, stride);
       } else {
-        chart.appendChild(svg('path', { d: pathFor(steps, pair[1], x, y, stride), 'class': 'line ' + pair[0], 'data-series': pair[0] }));
+        attrs.d = pathFor(s.steps, s.values, x, y, stride);
       }
+      chart.appendChild(svg('path', attrs));
+      if (s.steps.length === 1 && s.values[0] !== null) {
+        var single = { cx: x(s.steps[0]), cy: y(s.values[0]), r: 3, 'class': 'dot ' + (s.cls || '') };
+        if (s.color) single.fill = s.color;
+        chart.appendChild(svg('circle', single));
+      }
+      var dot = { r: 3.5, 'class': 'dot hidden ' + (s.cls || '') };
+      if (s.color) dot.fill = s.color;
+      dots.push(svg('circle', dot));
     });
-    if (steps.length === 1) {
-      chart.appendChild(svg('circle', { cx: x(steps[0]), cy: y(losses.d[0] === null ? lo : losses.d[0]), r: 3, 'class': 'dot d' }));
-      chart.appendChild(svg('circle', { cx: x(steps[0]), cy: y(losses.g[0] === null ? lo : losses.g[0]), r: 3, 'class': 'dot g' }));
-    }
     var cursor = svg('line', { x1: 0, x2: 0, y1: pad.top, y2: height - pad.bottom, 'class': 'cursor hidden' });
-    var dotD = svg('circle', { r: 3.5, 'class': 'dot d hidden' });
-    var dotG = svg('circle', { r: 3.5, 'class': 'dot g hidden' });
     chart.appendChild(cursor);
-    chart.appendChild(dotD);
-    chart.appendChild(dotG);
-    var overlay = svg('rect', { x: pad.left, y: pad.top, width: width - pad.left - pad.right, height: height - pad.top - pad.bottom, fill: 'transparent' });
+    dots.forEach(function (dot) { chart.appendChild(dot); });
+    var overlay = svg('rect', { x: pad.left, y: pad.top, width: width - pad.left - pad.right,
+      height: height - pad.top - pad.bottom, fill: 'transparent' });
     chart.appendChild(overlay);
-    var tip = $('chart-tip');
     overlay.addEventListener('mousemove', function (event) {
       var box = chart.getBoundingClientRect();
       var px = (event.clientX - box.left) * width / box.width;
       var target = x0 + (px - pad.left) / (width - pad.left - pad.right) * (x1 - x0);
-      var i = nearest(steps, target);
-      var cx = x(steps[i]);
-      cursor.setAttribute('x1', cx); cursor.setAttribute('x2', cx);
-      cursor.classList.remove('hidden');
-      placeDot(dotD, cx, losses.d[i], y);
-      placeDot(dotG, cx, losses.g[i], y);
+      var best = null;
       clear(tip);
-      tip.appendChild(el('b', { text: 'step ' + steps[i] }));
-      tip.appendChild(el('div', { text: 'D ' + fmtLoss(losses.d[i] === null ? 'nan/inf' : losses.d[i]) }));
-      tip.appendChild(el('div', { text: 'G ' + fmtLoss(losses.g[i] === null ? 'nan/inf' : losses.g[i]) }));
+      var rows = [];
+      series.forEach(function (s, k) {
+        if (!s.steps.length) { dots[k].classList.add('hidden'); return; }
+        var i = nearest(s.steps, target);
+        if (best === null || Math.abs(s.steps[i] - target) < Math.abs(best - target)) best = s.steps[i];
+        placeDot(dots[k], x(s.steps[i]), s.values[i], y);
+        var swatch = el('span', { className: 'swatch ' + (s.cls || '') });
+        if (s.color) swatch.style.background = s.color;
+        rows.push(el('div', null, [swatch, ' ' + s.label + ' ' + fmtLoss(s.values[i] === null ? 'nan/inf' : s.values[i])]));
+      });
+      var cx = x(best);
+      cursor.setAttribute('x1', cx);
+      cursor.setAttribute('x2', cx);
+      cursor.classList.remove('hidden');
+      tip.appendChild(el('b', { text: 'step ' + best }));
+      rows.forEach(function (row) { tip.appendChild(row); });
       tip.classList.remove('hidden');
-      var left = cx * box.width / width + 12;
-      if (left + 140 > box.width) left = cx * box.width / width - 140;
+      var left = cx * box.width / width + 14;
+      if (left + tip.offsetWidth > box.width) left = cx * box.width / width - tip.offsetWidth - 14;
       tip.style.left = left + 'px';
       tip.style.top = '14px';
     });
     overlay.addEventListener('mouseleave', function () {
-      cursor.classList.add('hidden'); dotD.classList.add('hidden'); dotG.classList.add('hidden');
+      cursor.classList.add('hidden');
+      dots.forEach(function (dot) { dot.classList.add('hidden'); });
       tip.classList.add('hidden');
     });
-    var text = steps.length + ' logged step' + (steps.length > 1 ? 's' : '');
-    if (losses.total > steps.length) text += ' (of ' + losses.total + ', thinned evenly)';
-    note.textContent = text + ', steps ' + steps[0] + '–' + steps[steps.length - 1] + '.';
+    return true;
+  }
+
+  function drawChart() {
+    var chart = $('loss-chart');
+    var losses = state.losses || { steps: [], d: [], g: [], total: 0 };
+    var steps = losses.steps;
+    chart.setAttribute('data-points', String(steps.length));
+    var drawn = lineChart(chart, $('chart-tip'), [
+      { key: 'd', label: 'D', cls: 'd', steps: steps, values: losses.d },
+      { key: 'g', label: 'G', cls: 'g', steps: steps, values: losses.g }
+    ], 'No loss lines in log.txt yet', $('smooth-box').checked);
+    var text = '';
+    if (drawn) {
+      text = steps.length + ' logged step' + (steps.length > 1 ? 's' : '');
+      if (losses.total > steps.length) text += ' (of ' + losses.total + ', thinned evenly)';
+      text += ', steps ' + steps[0] + '–' + steps[steps.length - 1] + '.';
+    }
+    $('chart-note').textContent = text;
   }
 
   function placeDot(dot, cx, value, y) {
@@ -759,6 +867,16 @@
       if (size !== chartSize) { chartSize = size; drawChart(); }
     });
     ['top-grid', 'chart-wrap'].forEach(function (id) { observer.observe($(id)); });
+    var compareSize = '';
+    new ResizeObserver(function () {
+      var wrap = $('compare-wrap');
+      var size = wrap.clientWidth + 'x' + wrap.clientHeight;
+      if (state.view === 'list' && size !== compareSize) { compareSize = size; drawCompare(); }
+    }).observe($('compare-wrap'));
+    Array.prototype.forEach.call(document.querySelectorAll('input[name="compare-series"]'), function (input) {
+      input.addEventListener('change', drawCompare);
+    });
+    $('compare-smooth').addEventListener('change', drawCompare);
     document.addEventListener('visibilitychange', function () { if (!document.hidden) poll(); });
     window.addEventListener('hashchange', route);
     route();
