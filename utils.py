@@ -1,0 +1,106 @@
+"""Small pure helpers: latents, dynamic ranges, sample grids, image and GIF files, the step log line."""
+import math
+import os
+import re
+
+import numpy as np
+from PIL import Image
+
+Z_DISTS = ('uniform_signed', 'uniform_unsigned', 'normal01')
+
+# One line per training step, byte-compatible with the reference (the Ascend test scripts parse it):
+# global step, epoch, epochs, batch index, batches per epoch, seconds since training start, losses.
+STEP_LINE_FORMAT = '[%8d Epoch:[%2d/%2d] [%4d/%4d] time: %4.4f, d_loss: %.8f, g_loss: %.8f'
+STEP_LINE_RE = re.compile(
+    r'^\[\s*(?P<step>\d+) Epoch:\[\s*(?P<epoch>\d+)/\s*(?P<epochs>\d+)\] \[\s*(?P<batch>\d+)/\s*(?P<batches>\d+)\]'
+    r' time: (?P<time>[-+\w.]+), d_loss: (?P<d_loss>[-+\w.]+), g_loss: (?P<g_loss>[-+\w.]+)$')
+
+
+def step_line(step, epoch, epochs, batch, batches, seconds, d_loss, g_loss):
+    """The reference's per-step log line."""
+    return STEP_LINE_FORMAT % (step, epoch, epochs, batch, batches, seconds, d_loss, g_loss)
+
+
+def parse_step_line(line):
+    """Dict of the fields of a step line (numbers as int/float), or None for any other line."""
+    match = STEP_LINE_RE.match(line.rstrip('\n'))
+    if not match:
+        return None
+    fields = match.groupdict()
+    return dict((k, float(v) if k in ('time', 'd_loss', 'g_loss') else int(v)) for k, v in fields.items())
+
+
+def latents(rng, n, z_dim, z_dist):
+    """Latent vectors [n, z_dim] float32 from --z_dist, drawn with a numpy RandomState."""
+    if z_dist == 'normal01':
+        return rng.normal(0.0, 1.0, size=(n, z_dim)).astype(np.float32)
+    low = -1.0 if z_dist == 'uniform_signed' else 0.0
+    return rng.uniform(low, 1.0, size=(n, z_dim)).astype(np.float32)
+
+
+def one_hot(labels, depth=10):
+    """float32 one-hot rows of integer labels."""
+    return np.eye(depth, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
+
+
+def to_uint8(images, value_range):
+    """Float images in value_range (e.g. (-1, 1) or (0, 1)) to uint8 [0, 255], clipped."""
+    low, high = value_range
+    scaled = (np.asarray(images, np.float32) - low) * (255.0 / (high - low))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def grid_shape(n):
+    """(rows, cols) for n images: the most square exact factorisation, or a near-square grid with blank
+    cells when n has no factorisation that is at most twice as wide as it is tall."""
+    rows = int(math.floor(math.sqrt(n)))
+    while rows > 1 and n % rows:
+        rows -= 1
+    cols = n // rows
+    if cols > 2 * rows:
+        cols = int(math.ceil(math.sqrt(n)))
+        rows = int(math.ceil(n / float(cols)))
+    return rows, cols
+
+
+def make_grid(images, rows=None, cols=None):
+    """uint8 images [N, H, W, C] laid out row by row in a [rows*H, cols*W, C] grid (blank cells black)."""
+    images = np.asarray(images)
+    n, height, width, channels = images.shape
+    if rows is None or cols is None:
+        rows, cols = grid_shape(n)
+    grid = np.zeros((rows * height, cols * width, channels), dtype=images.dtype)
+    for i in range(min(n, rows * cols)):
+        r, c = divmod(i, cols)
+        grid[r * height:(r + 1) * height, c * width:(c + 1) * width] = images[i]
+    return grid
+
+
+def _pil(array):
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    return Image.fromarray(array)
+
+
+def save_image(path, array):
+    """Writes a uint8 image [H, W] or [H, W, C] as PNG, atomically (readers never see half a file)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + '.tmp'
+    _pil(array).save(tmp, format='PNG')
+    os.replace(tmp, path)
+
+
+def save_gif(path, frames, duration=0.1):
+    """Writes uint8 frames [T, H, W, C] as a looping GIF with imageio, atomically."""
+    import imageio
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    frames = [f[..., 0] if f.shape[-1] == 1 else f for f in np.asarray(frames)]
+    tmp = path + '.tmp.gif'
+    imageio.mimsave(tmp, frames, duration=duration, loop=0)
+    os.replace(tmp, path)
+
+
+def class_rows_labels(n_classes, cols):
+    """Labels for a grid with one class per row: [0]*cols + [1]*cols + ...; n_classes*cols labels."""
+    return np.repeat(np.arange(n_classes), cols)
