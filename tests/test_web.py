@@ -85,9 +85,17 @@ def out_dir(tmp_path):
     return str(out)
 
 
+def client_for(out_dir, **kwargs):
+    """A test client of the app over out_dir (the client keeps the app alive; Flask 2.2 holds it weakly)."""
+    app = webapp.create_app(str(out_dir), **kwargs)
+    client = app.test_client()
+    client.app_ref = app
+    return client
+
+
 @pytest.fixture
 def client(out_dir):
-    return webapp.create_app(out_dir).test_client()
+    return client_for(out_dir)
 
 
 # ------------------------------------------------------------------------------------- pure helpers
@@ -343,22 +351,24 @@ def test_symlinks_pointing_out_get_404(client, out_dir, tmp_path):
 def test_foreign_host_header_is_refused(client):
     assert client.get('/api/runs', headers={'Host': 'evil.example'}).status_code == 403
     assert client.get('/api/runs', headers={'Host': '127.0.0.1:5000'}).status_code == 200
-    open_app = webapp.create_app(str(client.application.config['RUN_READER'].out_dir), loopback_only=False)
-    assert open_app.test_client().get('/api/runs', headers={'Host': 'box.lan:5000'}).status_code == 200
+    open_client = client_for(client.application.config['RUN_READER'].out_dir, loopback_only=False)
+    assert open_client.get('/api/runs', headers={'Host': 'box.lan:5000'}).status_code == 200
 
 
 def test_missing_empty_and_file_out_dir(tmp_path):
-    missing = webapp.create_app(str(tmp_path / 'nowhere')).test_client()
+    missing = client_for(tmp_path / 'nowhere')
     data = missing.get('/api/runs').get_json()
     assert data['exists'] is False and data['runs'] == [] and 'does not exist yet' in data['problem']
     assert missing.get('/').status_code == 200
     assert missing.get('/files/x/log.txt').status_code == 404
     assert missing.get('/api/runs/x').status_code == 404
     (tmp_path / 'empty').mkdir()
-    data = webapp.create_app(str(tmp_path / 'empty')).test_client().get('/api/runs').get_json()
+    empty = client_for(tmp_path / 'empty')
+    data = empty.get('/api/runs').get_json()
     assert data['exists'] and data['runs'] == [] and data['problem'] is None
     (tmp_path / 'afile').write_text('x')
-    data = webapp.create_app(str(tmp_path / 'afile')).test_client().get('/api/runs').get_json()
+    afile = client_for(tmp_path / 'afile')
+    data = afile.get('/api/runs').get_json()
     assert 'not a folder' in data['problem']
 
 
@@ -372,7 +382,7 @@ def test_run_being_written(tmp_path):
     write_grid(str(run / 'samples' / 'train_00000001.png'))
     data = (run / 'samples' / 'train_00000001.png').read_bytes()
     (run / 'samples' / 'train_00000001.png').write_bytes(data[:len(data) // 3])
-    client = webapp.create_app(str(tmp_path / 'out')).test_client()
+    client = client_for(tmp_path / 'out')
     listed = client.get('/api/runs').get_json()['runs']
     assert listed[0]['name'] == 'fresh' and listed[0]['last_step'] == 0 and listed[0]['dataset'] is None
     assert 'not valid JSON' in listed[0]['config_problem']
@@ -389,7 +399,8 @@ def test_run_being_written(tmp_path):
 
 def test_generated_gallery_is_capped(tmp_path):
     make_run(tmp_path / 'out', 'big', generated=webapp.MAX_GALLERY + 5, visualize=False)
-    detail = webapp.create_app(str(tmp_path / 'out')).test_client().get('/api/runs/big').get_json()
+    client = client_for(tmp_path / 'out')
+    detail = client.get('/api/runs/big').get_json()
     assert len(detail['generated']) == webapp.MAX_GALLERY and detail['generated_count'] == webapp.MAX_GALLERY + 5
 
 

@@ -9,6 +9,7 @@ import threading
 import time
 
 from flask import Flask, abort, jsonify, render_template, request, send_file
+from werkzeug.routing import Map
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -554,6 +555,18 @@ class RunReader(object):
 LOOPBACK_HOSTS = ('127.0.0.1', 'localhost', '::1', '[::1]')
 
 
+class ExactPathMap(Map):
+    """A URL map that never merges repeated slashes: '/files/run//etc/passwd' is a 404, not a redirect."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs['merge_slashes'] = False
+        super(ExactPathMap, self).__init__(*args, **kwargs)
+
+
+class RunsFlask(Flask):
+    url_map_class = ExactPathMap
+
+
 def request_host_name(host):
     """The host name of a Host header, without the port ('[::1]:5000' -> '[::1]', 'a:80' -> 'a')."""
     host = (host or '').strip().lower()
@@ -565,9 +578,8 @@ def request_host_name(host):
 def create_app(out_dir, loopback_only=True, live_seconds=LIVE_SECONDS):
     """Builds the Flask app over out_dir. With loopback_only, requests must name a loopback Host
     (so a web page elsewhere cannot read the runs through DNS rebinding)."""
-    app = Flask(__name__, template_folder=os.path.join(HERE, 'templates'), static_folder=os.path.join(HERE, 'static'))
+    app = RunsFlask(__name__, template_folder=os.path.join(HERE, 'templates'), static_folder=os.path.join(HERE, 'static'))
     app.config['SEND_FILE_MAX_AGE_DEFAULT'] = 0
-    app.url_map.merge_slashes = False  # '/files/run//etc/passwd' is a 404, not a redirect to a cleaned path
     reader = RunReader(out_dir, live_seconds=live_seconds)
     app.config['RUN_READER'] = reader
 
