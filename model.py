@@ -2,7 +2,7 @@
 import collections
 import math
 
-import tensorflow.compat.v1 as tf
+from tf_compat import tf
 
 from ops import batch_norm, conv2d, conv_cond_concat, deconv2d, linear, lrelu
 

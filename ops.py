@@ -1,5 +1,5 @@
 """Layers of the DCGAN graph (conv, deconv, linear, batch norm) as plain TF1 ops with the reference's names."""
-import tensorflow.compat.v1 as tf
+from tf_compat import tf
 
 BN_DECAY = 0.9  # moving-average decay of the reference's batch norm
 BN_EPSILON = 1e-5

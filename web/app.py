@@ -458,6 +458,7 @@ class RunReader(object):
             'dataset': config.get('dataset'),
             'settings': [{'key': k, 'value': v} for k, v in settings],
             'device': config.get('device'),
+            'precision': config.get('precision'),
             'precision_mode': config.get('precision_mode'),
             'tf_version': config.get('tf_version'),
             'config_problem': config_problem,

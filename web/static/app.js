@@ -125,8 +125,9 @@
 
   function deviceText(run) {
     var parts = [];
-    if (run.device) parts.push(run.device);
-    if (run.precision_mode) parts.push(run.precision_mode);
+    [run.device, run.precision, run.precision_mode].forEach(function (value) {
+      if (value && parts.indexOf(value) < 0) parts.push(String(value));
+    });
     return parts.join(' · ') || '–';
   }
 
@@ -148,7 +149,7 @@
 
   function badge(run) {
     return run.live
-      ? el('span', { className: 'badge live', title: 'log, metrics or samples modified in the last minute', text: 'training' })
+      ? el('span', { className: 'badge live', title: 'being written to: log.txt, metrics, config or a sample changed in the last minute', text: 'live' })
       : el('span', { className: 'badge idle', title: 'nothing written in the last minute', text: 'idle' });
   }
 
@@ -320,7 +321,7 @@
     }
     $('runs-card').classList.toggle('hidden', !data.runs.length);
     var hint = data.ignored.length ? 'Not run folders (no config.json, log.txt, samples/ or checkpoint/): ' + data.ignored.join(', ') + '. ' : '';
-    if (data.runs.length) hint += '"training" means log.txt, metrics or samples changed in the last ' + data.live_seconds + ' s.';
+    if (data.runs.length) hint += '"live": the run is being written to (log.txt, metrics.jsonl, config.json, a sample or the checkpoint index changed in the last ' + data.live_seconds + ' s).';
     $('list-hint').textContent = hint;
 
     var body = $('runs-body');

@@ -1,0 +1,162 @@
+"""Post-training modes of a trained run: --visualize (options 0-4), --generate N, --export, --freeze."""
+import json
+import os
+import random
+
+import numpy as np
+
+import model
+import runs
+import utils
+from tf_compat import tf
+
+
+def run_config(run_dir, flags):
+    """NetConfig of a trained run, from its saved config.json (channels come from the data it saw)."""
+    path = os.path.join(run_dir, runs.CONFIG_FILE)
+    saved = {}
+    if os.path.isfile(path):
+        with open(path) as f:
+            saved = json.load(f)
+    channels = saved.get('channels') or flags.c_dim or (1 if flags.dataset == 'mnist' else 3)
+    return model.net_config(flags.output_height, flags.output_width, channels, flags.z_dim,
+                            10 if flags.dataset == 'mnist' else 0)
+
+
+def run_modes(flags, run_dir, device, precision):
+    """Loads the run's newest checkpoint and runs every mode asked for; returns the exit status."""
+    import devices
+    cfg = run_config(run_dir, flags)
+    sampler = model.build_sampler(cfg)
+    global_step = tf.train.get_or_create_global_step()
+    if flags.export:  # the export holds both networks
+        with tf.name_scope('export'):
+            image = tf.placeholder(tf.float32, [None, cfg.output_height, cfg.output_width, cfg.c_dim])
+            label = tf.placeholder(tf.float32, [None, cfg.y_dim]) if cfg.y_dim else None
+            model.discriminator(image, label, cfg, training=False)
+    checkpoint = runs.latest_checkpoint(os.path.join(run_dir, flags.checkpoint_dir))
+    with devices.make_session(device, devices.session_config(device, precision)) as sess:
+        missing = runs.restore(sess, checkpoint)
+        if 'global_step' in missing:
+            sess.run(global_step.assign(runs.step_from_path(checkpoint)))
+        step = int(sess.run(global_step))
+        print('loaded %s (step %d)' % (checkpoint, step))
+        generator = Generator(sess, sampler, cfg)
+        rng = np.random.RandomState(flags.seed)
+        did = False
+        if flags.visualize:
+            visualize(generator, flags.visualize_option, flags.batch_size, flags.z_dist,
+                      runs.subdir(run_dir, 'visualize'), rng)
+            did = True
+        if flags.generate:
+            generate(generator, flags.generate, flags.batch_size, flags.z_dist, runs.subdir(run_dir, 'generated'), rng)
+            did = True
+        if flags.export:
+            prefix = os.path.join(runs.subdir(run_dir, 'export'), 'model.b%d' % flags.batch_size)
+            path = tf.train.Saver(tf.global_variables()).save(sess, prefix, global_step=step)
+            print('exported the model variables (no optimiser state) to %s' % path)
+            did = True
+        if flags.freeze:
+            path = freeze(sess, runs.subdir(run_dir, 'frozen'))
+            print('froze the sampler to %s: feed %s:0 [N, %d]%s, fetch %s:0 [N, %d, %d, %d]' % (
+                path, sampler.z.op.name, cfg.z_dim,
+                ' and %s:0 [N, %d] (one-hot digits)' % (sampler.y.op.name, cfg.y_dim) if cfg.y_dim else '',
+                model.SAMPLER_OUTPUT, cfg.output_height, cfg.output_width, cfg.c_dim))
+            did = True
+        if not did:
+            print('nothing else to do: add --visualize, --generate N, --export or --freeze.')
+    return 0
+
+
+class Generator(object):
+    """Runs the sampler on numpy latents (and labels), returning uint8 images, in batches."""
+
+    def __init__(self, sess, sampler, cfg):
+        self.sess, self.sampler, self.cfg = sess, sampler, cfg
+        self.value_range = model.data_range(cfg)
+
+    def __call__(self, z, labels=None, batch_size=256):
+        out = []
+        for start in range(0, len(z), batch_size):
+            feed = {self.sampler.z: z[start:start + batch_size]}
+            if self.sampler.y is not None:
+                feed[self.sampler.y] = utils.one_hot(labels[start:start + batch_size], self.cfg.y_dim)
+            out.append(utils.to_uint8(self.sess.run(self.sampler.images, feed), self.value_range))
+        return np.concatenate(out)
+
+    def labels_for(self, n):
+        """Balanced digit labels 0,1,...,9,0,1,... for conditional models; None otherwise."""
+        return np.arange(n) % self.cfg.y_dim if self.cfg.y_dim else None
+
+
+def generate(generator, n, batch_size, z_dist, out_dir, rng):
+    """Writes n images as PNGs plus generated.npz (uint8 images, and balanced labels for MNIST)."""
+    z = utils.latents(rng, n, generator.cfg.z_dim, z_dist)
+    labels = generator.labels_for(n)
+    images = generator(z, labels, batch_size)
+    for i, image in enumerate(images):
+        utils.save_image(os.path.join(out_dir, 'gen_%05d.png' % i), image)
+    arrays = {'images': images}
+    if labels is not None:
+        arrays['labels'] = labels.astype(np.uint8)
+    np.savez_compressed(os.path.join(out_dir, 'generated.npz'), **arrays)
+    print('wrote %d images and generated.npz to %s' % (n, out_dir))
+
+
+def _sweep(rng, n, z_dim, z_dist, dim, base=None):
+    """n latents that differ only in dimension dim, which runs from 0 to 1 (the reference's sweep)."""
+    z = np.tile(base, (n, 1)) if base is not None else utils.latents(rng, n, z_dim, z_dist)
+    z[:, dim] = np.arange(n) / float(n)
+    return z
+
+
+def visualize(generator, option, batch_size, z_dist, out_dir, rng):
+    """The reference's visualisations: 0 a random grid; 1 a grid per z dimension swept over the rows;
+    2 GIFs sweeping randomly chosen dimensions of one latent; 3 a GIF per dimension; 4 one GIF of all
+    dimensions swept at once, side by side."""
+    z_dim = generator.cfg.z_dim
+    labels = generator.labels_for(batch_size)
+    written = []
+    if option == 0:
+        images = generator(utils.latents(rng, batch_size, z_dim, z_dist), labels)
+        written.append(_grid(out_dir, 'random.png', images))
+    elif option == 1:
+        for dim in range(z_dim):
+            images = generator(_sweep(rng, batch_size, z_dim, z_dist, dim), labels)
+            written.append(_grid(out_dir, 'sweep_z%03d.png' % dim, images))
+    elif option in (2, 3):
+        dims = [random.Random(rng.randint(1 << 30)).randrange(z_dim) for _ in range(z_dim)] if option == 2 \
+            else range(z_dim)
+        for dim in dims:
+            base = rng.uniform(-0.2, 0.2, z_dim).astype(np.float32) if option == 2 else None
+            frames = generator(_sweep(rng, batch_size, z_dim, z_dist, dim, base), labels)
+            path = os.path.join(out_dir, 'gif_z%03d.gif' % dim)
+            utils.save_gif(path, frames)
+            written.append(path)
+    else:
+        sweeps = [generator(_sweep(rng, batch_size, z_dim, z_dist, dim), labels) for dim in range(z_dim)]
+        rows, cols = utils.grid_shape(z_dim)
+        order = list(range(batch_size)) + list(range(batch_size - 1, -1, -1))  # there and back again
+        frames = [utils.make_grid(np.stack([s[t] for s in sweeps]), rows, cols) for t in order]
+        path = os.path.join(out_dir, 'gif_merged.gif')
+        utils.save_gif(path, frames, duration=0.08)
+        written.append(path)
+    print('visualize option %d: wrote %d file%s to %s' % (option, len(written), '' if len(written) == 1 else 's',
+                                                         out_dir))
+
+
+def _grid(out_dir, name, images):
+    path = os.path.join(out_dir, name)
+    utils.save_image(path, utils.make_grid(images))
+    return path
+
+
+def freeze(sess, out_dir):
+    """Writes the sampler, with its variables folded into constants, as a GraphDef; returns its path."""
+    graph_def = tf.graph_util.convert_variables_to_constants(
+        sess, sess.graph.as_graph_def(), [model.SAMPLER_OUTPUT])
+    path = os.path.join(out_dir, 'sampler.pb')
+    with open(path + '.tmp', 'wb') as f:
+        f.write(graph_def.SerializeToString())
+    os.replace(path + '.tmp', path)
+    return path

@@ -1,0 +1,547 @@
+"""DCGAN training and sampling: flags, their validation, the training loop, and the post-training modes."""
+import argparse
+import collections
+import json
+import math
+import os
+import signal
+import sys
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # keep TensorFlow's C++ start-up chatter out of the log
+
+import numpy as np  # noqa: E402
+
+EPILOG = '''commands users type:
+  python main.py --dataset mnist --input_height=28 --output_height=28 --train
+  python main.py --dataset celebA --input_height=108 --crop --train
+  python main.py --dataset celebA --input_height=108 --crop --prepare      (decode once, train faster)
+  python main.py --dataset celebA --input_height=108 --crop --generate 64 (same flags without --train)
+  python main.py --dataset mnist --input_height=28 --output_height=28 --visualize --visualize_option 0
+'''
+
+
+class UsageError(Exception):
+    """A user mistake in flags or data: reported as one sentence with exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message + ' (see --help)')
+
+
+def flag_bool(text):
+    """argparse type for flags written --train, --train=True or --train=false."""
+    value = str(text).strip().lower()
+    if value in ('1', 'true', 't', 'yes', 'y'):
+        return True
+    if value in ('0', 'false', 'f', 'no', 'n'):
+        return False
+    raise argparse.ArgumentTypeError('expected true or false, got %r' % text)
+
+
+def flag_size(text):
+    """argparse type for --train_size: a positive integer or inf."""
+    if str(text).strip().lower() in ('inf', 'infinity', 'np.inf'):
+        return float('inf')
+    return int(text)
+
+
+def build_parser():
+    p = Parser(description='DCGAN (Radford et al. 2015) in TensorFlow 1.x graph mode, for Ascend NPU, GPU '
+                           'and CPU.', epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    def switch(name, help_text):
+        p.add_argument('--' + name, type=flag_bool, nargs='?', const=True, default=False, help=help_text)
+
+    # ---- the reference's flags (same names and defaults)
+    p.add_argument('--epoch', type=int, default=25, help='epochs to train [25]')
+    p.add_argument('--learning_rate', type=float, default=0.0002, help='Adam learning rate of both networks [0.0002]')
+    p.add_argument('--beta1', type=float, default=0.5, help='Adam beta1 (momentum) [0.5]')
+    p.add_argument('--train_size', type=flag_size, default=float('inf'),
+                   help='use at most this many images per epoch [inf]')
+    p.add_argument('--batch_size', type=int, default=64,
+                   help='images per step; also the number of fixed samples in each grid [64]')
+    p.add_argument('--input_height', type=int, default=None,
+                   help='height of the centre crop taken from each source image with --crop [108; 28 for mnist]')
+    p.add_argument('--input_width', type=int, default=None, help='width of that crop [input_height]')
+    p.add_argument('--output_height', type=int, default=None,
+                   help='height of the images the networks see and make [64; 28 for mnist]')
+    p.add_argument('--output_width', type=int, default=None, help='width of those images [output_height]')
+    p.add_argument('--dataset', default='celebA',
+                   help='sub-folder of data_dir holding the images; "mnist" is the conditional MNIST model [celebA]')
+    p.add_argument('--input_fname_pattern', default='*.jpg', help='glob of the image files [*.jpg]')
+    p.add_argument('--data_dir', default='./data', help='root of the data sets [./data]')
+    p.add_argument('--out_dir', default='./out', help='root of the run folders [./out]')
+    p.add_argument('--out_name', default='',
+                   help='run folder name under out_dir; empty: derived from data set and model settings')
+    p.add_argument('--checkpoint_dir', default='checkpoint', help='checkpoint sub-folder of the run folder')
+    p.add_argument('--sample_dir', default='samples', help='sample-grid sub-folder of the run folder')
+    switch('train', 'train (resuming the run if it has a checkpoint); without it, load the run for the modes below')
+    switch('crop', 'centre-crop input_height x input_width from each image, then resize to the output size; '
+                   'without it the whole image is resized')
+    switch('visualize', 'write visualisations (--visualize_option) of the trained generator')
+    switch('export', 'write a model-only checkpoint named for --batch_size to <run>/export/')
+    switch('freeze', 'write a frozen GraphDef of the sampler to <run>/frozen/sampler.pb')
+    p.add_argument('--max_to_keep', type=int, default=1, help='checkpoints kept [1]')
+    p.add_argument('--sample_freq', type=int, default=200, help='steps between sample grids [200]')
+    p.add_argument('--ckpt_freq', type=int, default=200, help='steps between checkpoints [200]')
+    p.add_argument('--z_dim', type=int, default=100, help='latent size [100]')
+    p.add_argument('--z_dist', default='uniform_signed',
+                   help='latent distribution: uniform_signed U(-1,1), uniform_unsigned U(0,1), normal01 N(0,1)')
+    switch('G_img_sum', 'add generated-image summaries to the TensorBoard log')
+    # ---- added
+    p.add_argument('--g_steps', type=int, default=2, help='generator updates per discriminator update [2, as the reference]')
+    p.add_argument('--train_steps', type=int, default=0, help='stop at this global step; 0: --epoch decides [0]')
+    p.add_argument('--seed', type=int, default=0, help='seed of data order, latents and initial weights [0]')
+    p.add_argument('--visualize_option', type=int, default=1,
+                   help='0 random grid, 1 grid per z dimension swept, 2 GIFs of random dimensions, '
+                        '3 a GIF per dimension, 4 one merged GIF of all dimensions [1]')
+    p.add_argument('--generate', type=int, default=0, metavar='N',
+                   help='write N generated images and an .npz of them to <run>/generated/ [0]')
+    p.add_argument('--prepare', type=flag_bool, nargs='?', const=True, default=False,
+                   help='decode, crop and resize the image folder once into a uint8 cache that training reads')
+    switch('mnist_use_test', 'train MNIST on all 70,000 digits as the reference (default: the 60,000 '
+                             'training digits, keeping the test set clean for evaluation)')
+    p.add_argument('--c_dim', type=int, default=0, help='image channels, 1 or 3; 0: from the data [0]')
+    p.add_argument('--init_checkpoint', default='',
+                   help='start a new run from this checkpoint (e.g. one of the reference or its Ascend port)')
+    p.add_argument('--device', default='auto', help='auto, npu, gpu or cpu [auto: NPU, else GPU, else CPU]')
+    p.add_argument('--precision_mode', default='',
+                   help='allow_mix_precision, allow_fp32_to_fp16, force_fp16 or must_keep_origin_dtype '
+                        '[NPU: allow_mix_precision; GPU and CPU: float32]')
+    p.add_argument('--iterations_per_loop', type=int, default=1, help='NPU only: steps per sess.run [1]')
+    switch('over_dump', 'NPU only: dump the operators that overflow')
+    p.add_argument('--over_dump_path', default='', help='NPU overflow dump folder [<run>/overflow]')
+    switch('profiling', 'NPU only: collect a profile')
+    p.add_argument('--profiling_options', default='', help='NPU profiling options JSON [traces to <run>/profiling]')
+    return p
+
+
+# ---- validation: every check before any graph is built ----------------------------------------------------
+DataSet = collections.namedtuple('DataSet', [
+    'source',  # object with __len__ and batch(indices, epoch) -> (uint8 images, uint8 labels or None)
+    'channels', 'conditional', 'description',
+])
+
+
+def apply_defaults(flags):
+    mnist = flags.dataset == 'mnist'
+    if flags.input_height is None:
+        flags.input_height = 28 if mnist else 108
+    if flags.output_height is None:
+        flags.output_height = 28 if mnist else 64
+    flags.input_width = flags.input_width or flags.input_height
+    flags.output_width = flags.output_width or flags.output_height
+    flags.device = flags.device.lower()
+
+
+def validate_numbers(flags):
+    from devices import DEVICES
+    from npu import PRECISION_MODES
+    from utils import Z_DISTS
+    positive = ('epoch', 'batch_size', 'input_height', 'input_width', 'output_height', 'output_width',
+                'z_dim', 'g_steps', 'sample_freq', 'ckpt_freq', 'max_to_keep', 'iterations_per_loop')
+    for name in positive:
+        if getattr(flags, name) < 1:
+            raise UsageError('--%s must be at least 1, got %s.' % (name, getattr(flags, name)))
+    for name in ('train_steps', 'generate', 'seed'):
+        if getattr(flags, name) < 0:
+            raise UsageError('--%s must not be negative, got %s.' % (name, getattr(flags, name)))
+    if not flags.learning_rate > 0:
+        raise UsageError('--learning_rate must be positive, got %s.' % flags.learning_rate)
+    if not 0 <= flags.beta1 < 1:
+        raise UsageError('--beta1 must be in [0, 1), got %s.' % flags.beta1)
+    if flags.train_size < 1:
+        raise UsageError('--train_size must be at least 1 (or inf), got %s.' % flags.train_size)
+    if flags.z_dist not in Z_DISTS:
+        raise UsageError('unknown --z_dist %r: use one of %s.' % (flags.z_dist, ', '.join(Z_DISTS)))
+    if flags.visualize_option not in range(5):
+        raise UsageError('--visualize_option must be 0, 1, 2, 3 or 4, got %d.' % flags.visualize_option)
+    if flags.device not in DEVICES:
+        raise UsageError('unknown --device %r: use one of %s.' % (flags.device, ', '.join(DEVICES)))
+    if flags.precision_mode and flags.precision_mode not in PRECISION_MODES:
+        raise UsageError('unknown --precision_mode %r: use one of %s.'
+                         % (flags.precision_mode, ', '.join(PRECISION_MODES)))
+    if flags.c_dim not in (0, 1, 3):
+        raise UsageError('--c_dim must be 1 (grayscale), 3 (RGB) or 0 (from the data), got %d.' % flags.c_dim)
+    if min(flags.output_height, flags.output_width) < 8:
+        raise UsageError('--output_height/--output_width must be at least 8 for the four stride-2 layers.')
+    if flags.dataset == 'mnist' and (flags.output_height, flags.output_width) != (28, 28):
+        raise UsageError('--dataset mnist trains the conditional 28x28 network: use --input_height=28 '
+                         '--output_height=28 (got output %dx%d).' % (flags.output_height, flags.output_width))
+    if flags.dataset == 'mnist' and flags.crop:
+        raise UsageError('--crop does not apply to --dataset mnist (its digits are already 28x28).')
+    modes = [m for m in ('train', 'prepare') if getattr(flags, m)]
+    if len(modes) > 1:
+        raise UsageError('--train and --prepare are separate steps: run --prepare first, then --train.')
+    if flags.init_checkpoint and not flags.train:
+        raise UsageError('--init_checkpoint starts a training run: add --train.')
+
+
+def data_hint(flags):
+    if flags.dataset in ('mnist', 'celebA'):
+        return 'run `python download.py %s --data_dir %s` to fetch it' % (flags.dataset, flags.data_dir)
+    return 'put your images (%s) there, or pass --data_dir/--dataset' % flags.input_fname_pattern
+
+
+def open_dataset(flags, for_training):
+    """The training data as a DataSet; UsageError when it is missing or does not fit the flags."""
+    import data
+    folder = os.path.join(flags.data_dir, flags.dataset)
+    if flags.dataset == 'mnist':
+        if not data.mnist_available(folder, flags.mnist_use_test):
+            raise UsageError('MNIST files not found in %s: %s.' % (folder, data_hint(flags)))
+        try:
+            images, labels = data.load_mnist(folder, flags.mnist_use_test)
+        except data.DataError as error:
+            raise UsageError(str(error))
+        if flags.c_dim == 3:
+            raise UsageError('--c_dim 3 does not fit MNIST, whose digits are grayscale.')
+        source = data.ArraySource(images, labels)
+        return DataSet(source, 1, True, '%d MNIST digits from %s' % (len(source), folder))
+    if not os.path.isdir(folder):
+        raise UsageError('data folder %s does not exist: %s.' % (folder, data_hint(flags)))
+    paths = data.list_images(folder, flags.input_fname_pattern)
+    if not paths:
+        raise UsageError('no files matching %s in %s: %s (or set --input_fname_pattern).'
+                         % (flags.input_fname_pattern, folder, data_hint(flags)))
+    first = first_readable(paths)
+    if first is None:
+        raise UsageError('none of the first images in %s could be opened; is it an image folder?' % folder)
+    channels = flags.c_dim or data.image_channels(first)
+    if flags.crop:
+        height, width = data.image_size(first)
+        if flags.input_height > height or flags.input_width > width:
+            raise UsageError('--input_height/--input_width %dx%d is larger than the images in %s (%s is '
+                             '%dx%d): choose a crop that fits.' % (flags.input_height, flags.input_width,
+                                                                    folder, os.path.basename(first), height,
+                                                                    width))
+    spec = data.ImageSpec(flags.crop, flags.input_height, flags.input_width, flags.output_height,
+                          flags.output_width, channels)
+    if not for_training:
+        return DataSet((paths, spec), channels, False, '')
+    prepared = data.find_prepared(flags.data_dir, flags.dataset, spec, paths)
+    if prepared:
+        source = data.PreparedSource(prepared)
+        return DataSet(source, channels, False, '%d prepared images from %s' % (len(source), prepared))
+    return DataSet(data.FolderSource(paths, spec), channels, False,
+                   '%d image files in %s, decoded while training (--prepare makes this faster)'
+                   % (len(paths), folder))
+
+
+def first_readable(paths, tries=16):
+    from PIL import Image
+    for path in paths[:tries]:
+        try:
+            with Image.open(path):
+                return path
+        except (OSError, SyntaxError):
+            continue
+    return None
+
+
+def run_dir_of(flags):
+    from runs import default_run_name
+    name = flags.out_name or default_run_name(flags.dataset, flags.output_height, flags.output_width,
+                                              flags.z_dim, flags.crop, flags.input_height, flags.input_width)
+    return os.path.join(flags.out_dir, name)
+
+
+# ---- training ------------------------------------------------------------------------------------------
+class StopSignal(object):
+    """Turns SIGINT/SIGTERM into a request to stop after the current step (then save and exit)."""
+
+    def __init__(self):
+        self.signum = None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: the user really wants out now
+        self.signum = signum
+        print('\n%s received: finishing this step, saving a checkpoint, then exiting.'
+              % signal.Signals(signum).name, flush=True)
+
+
+def train(flags, dataset, run_dir, device, precision):
+    from tf_compat import tf
+    import data
+    import devices
+    import model
+    import runs
+    import utils
+
+    cfg = model.net_config(flags.output_height, flags.output_width, dataset.channels, flags.z_dim,
+                           10 if dataset.conditional else 0)
+    low, high = model.data_range(cfg)
+    batch = flags.batch_size
+    steps_per_epoch = data.batches_per_epoch(len(dataset.source), batch, flags.train_size)
+    total_steps = flags.train_steps or flags.epoch * steps_per_epoch
+    epochs = int(math.ceil(total_steps / float(steps_per_epoch)))
+    position = {'start_step': 0}
+
+    # ---- graph: input pipeline, networks, losses, train ops, sampler, summaries
+    tf.set_random_seed(flags.seed)
+    image_shape = [batch, flags.output_height, flags.output_width, dataset.channels]
+
+    def batches():
+        stream = data.batch_stream(dataset.source, batch, flags.seed, position['start_step'], steps_per_epoch)
+        for _, _, images, labels in stream:
+            yield images, (labels if labels is not None else np.zeros(batch, np.uint8))
+
+    pipeline = tf.data.Dataset.from_generator(batches, (tf.uint8, tf.uint8), (image_shape, [batch]))
+    iterator = tf.data.make_initializable_iterator(pipeline.prefetch(2))
+    images_u8, labels_u8 = iterator.get_next()
+    real = tf.cast(images_u8, tf.float32) * ((high - low) / 255.0) + low  # uint8 -> data range
+    y = tf.one_hot(tf.cast(labels_u8, tf.int32), 10) if cfg.y_dim else None
+    z = model.sample_latents(batch, cfg.z_dim, flags.z_dist)
+    hparams = model.TrainHParams(flags.learning_rate, flags.beta1, flags.g_steps)
+    train_ops = model.build_train_ops(real, y, z, cfg, hparams, devices.optimizer_wrapper(device, precision))
+    sampler = model.build_sampler(cfg)
+    summaries = summary_op(tf, train_ops, z, flags.G_img_sum)
+    saver = tf.train.Saver(max_to_keep=flags.max_to_keep)  # built after the optimisers: Adam state is saved
+    print('parameters: generator %s, discriminator %s' % (
+        format(model.count_parameters(model.GENERATOR_SCOPE), ','),
+        format(model.count_parameters(model.DISCRIMINATOR_SCOPE), ',')))
+
+    checkpoint_dir = runs.subdir(run_dir, flags.checkpoint_dir)
+    sample_dir = runs.subdir(run_dir, flags.sample_dir)
+    checkpoint_prefix = os.path.join(checkpoint_dir, 'model.b%d' % batch)
+    sess = devices.make_session(device, devices.session_config(device, precision, npu_options(flags, run_dir)))
+    with sess:
+        # ---- start or resume
+        resume_from = runs.latest_checkpoint(checkpoint_dir)
+        start_from = resume_from or flags.init_checkpoint or None
+        if start_from:
+            missing = runs.restore(sess, start_from)
+            step = int(sess.run(train_ops.global_step))
+            if 'global_step' in missing:
+                step = runs.step_from_path(start_from)
+                sess.run(train_ops.global_step.assign(step))
+            print('%s %s at step %d.' % ('resumed from' if resume_from else 'initialised from', start_from, step))
+            if missing:
+                print('initialised fresh (not in that checkpoint): %d variables, e.g. %s'
+                      % (len(missing), ', '.join(missing[:4])))
+            if not resume_from:  # a foreign checkpoint's step belongs to another run
+                step = 0
+                sess.run(train_ops.global_step.assign(0))
+        else:
+            sess.run(tf.global_variables_initializer())
+            step = 0
+        if resume_from:  # let max_to_keep also count the checkpoints of earlier sessions of this run
+            saver.recover_last_checkpoints(tf.train.get_checkpoint_state(checkpoint_dir).all_model_checkpoint_paths)
+        position['start_step'] = step
+        sess.run(iterator.initializer)
+        writer = tf.summary.FileWriter(runs.subdir(run_dir, 'logs'), sess.graph if step == 0 else None)
+        sample_z, sample_y = runs.fixed_latents(run_dir, lambda: sample_inputs(flags, cfg))
+        reals_path = os.path.join(sample_dir, 'reals.png')
+        if not os.path.isfile(reals_path):
+            first = dataset.source.batch(data.epoch_permutation(len(dataset.source), flags.seed, 0)[:batch], 0)
+            utils.save_image(reals_path, utils.make_grid(first[0]))
+
+        def save_samples(at_step):
+            feed = {sampler.z: sample_z}
+            if sampler.y is not None:
+                feed[sampler.y] = sample_y
+            grid_rows = 10 if sampler.y is not None else None
+            images = utils.to_uint8(sess.run(sampler.images, feed), (low, high))
+            grid = utils.make_grid(images, grid_rows, len(images) // 10 if grid_rows else None)
+            utils.save_image(os.path.join(sample_dir, 'train_%08d.png' % at_step), grid)
+
+        def save_checkpoint(at_step):
+            saver.save(sess, checkpoint_prefix, global_step=at_step)
+
+        # ---- the loop
+        print('training %s for %d steps (%d per epoch, batch %d) from step %d on %s, %s'
+              % (dataset.description, total_steps, steps_per_epoch, batch, step, device, precision.compute))
+        stop = StopSignal()
+        fetches = [train_ops.step, train_ops.d_loss, train_ops.g_loss]
+        start_time, epoch_start = time.time(), (time.time(), step)
+        while step < total_steps and stop.signum is None:
+            want_summary = step % SUMMARY_FREQ == 0
+            results = sess.run(fetches + ([summaries] if want_summary else []))
+            epoch, batch_index = divmod(step, steps_per_epoch)
+            step += 1
+            d_loss, g_loss = float(results[1]), float(results[2])
+            print(utils.step_line(step, epoch, epochs, batch_index, steps_per_epoch, time.time() - start_time,
+                                  d_loss, g_loss), flush=True)
+            if want_summary:
+                writer.add_summary(results[3], step)
+            if not (np.isfinite(d_loss) and np.isfinite(g_loss)) and precision.compute == 'float32':
+                save_checkpoint(step)
+                raise TrainingDiverged('losses became %s at step %d; checkpoint saved. Lower --learning_rate '
+                                       'or restart from an earlier run.' % ((d_loss, g_loss), step))
+            if step % flags.sample_freq == 0:
+                save_samples(step)
+            if step % flags.ckpt_freq == 0:
+                save_checkpoint(step)
+            if batch_index == steps_per_epoch - 1:
+                seconds = time.time() - epoch_start[0]
+                skipped = dataset.source.skipped(epoch)
+                print('epoch %d done: %d steps in %.1f s (%.1f images/s)%s' % (
+                    epoch, step - epoch_start[1], seconds, (step - epoch_start[1]) * batch / max(seconds, 1e-9),
+                    ', %d unreadable images skipped' % skipped if skipped else ''), flush=True)
+                epoch_start = (time.time(), step)
+
+        # ---- finish: always leave a checkpoint and a final grid
+        save_checkpoint(step)
+        if step % flags.sample_freq:
+            save_samples(step)
+        writer.close()
+        if stop.signum is not None:
+            print('stopped at step %d by %s; checkpoint saved in %s. Run the same command to resume.'
+                  % (step, signal.Signals(stop.signum).name, checkpoint_dir))
+            return 128 + stop.signum
+        print('done: step %d; checkpoint in %s, samples in %s.' % (step, checkpoint_dir, sample_dir))
+        return 0
+
+
+class TrainingDiverged(Exception):
+    """Non-finite losses in float32 training."""
+
+
+SUMMARY_FREQ = 10  # steps between TensorBoard summaries
+
+
+def summary_op(tf, train_ops, z, image_summary):
+    model, loss = train_ops.model, train_ops.loss
+    items = [tf.summary.histogram('z', z),
+             tf.summary.histogram('d', tf.nn.sigmoid(model.real_logits)),
+             tf.summary.histogram('d_', tf.nn.sigmoid(model.fake_logits)),
+             tf.summary.scalar('d_loss_real', loss.d_loss_real),
+             tf.summary.scalar('d_loss_fake', loss.d_loss_fake),
+             tf.summary.scalar('d_loss', train_ops.d_loss),
+             tf.summary.scalar('g_loss', train_ops.g_loss)]
+    if image_summary:
+        items.append(tf.summary.image('G', model.fake, max_outputs=8))
+    return tf.summary.merge(items)
+
+
+def sample_inputs(flags, cfg):
+    """Fixed latents (and labels) of the sample grids: batch_size rows; for MNIST ten rows, one per digit."""
+    import utils
+    rng = np.random.RandomState(flags.seed)
+    if not cfg.y_dim:
+        return utils.latents(rng, flags.batch_size, cfg.z_dim, flags.z_dist), None
+    cols = max(1, int(math.ceil(flags.batch_size / 10.0)))
+    labels = utils.class_rows_labels(10, cols)
+    return utils.latents(rng, len(labels), cfg.z_dim, flags.z_dist), utils.one_hot(labels)
+
+
+def npu_options(flags, run_dir):
+    import npu
+    return dict(iterations_per_loop=flags.iterations_per_loop, over_dump=flags.over_dump,
+                over_dump_path=flags.over_dump_path or os.path.join(run_dir, 'overflow'),
+                profiling=flags.profiling,
+                profiling_options=flags.profiling_options or npu.default_profiling_options(
+                    os.path.abspath(os.path.join(run_dir, 'profiling'))))
+
+
+# ---- entry point ---------------------------------------------------------------------------------------
+def run_settings(flags, device, precision, run_dir, channels=None):
+    from tf_compat import tf
+    settings = dict(vars(flags))
+    settings['train_size'] = str(flags.train_size)
+    settings.update(device=device, precision=precision.compute, tf_version=tf.__version__, run_dir=run_dir)
+    if channels:
+        settings['channels'] = channels
+    return settings
+
+
+def prepare_mode(flags):
+    import data
+    if flags.dataset == 'mnist':
+        open_dataset(flags, for_training=False)  # checks that the files are there
+        print('MNIST needs no preparation: training reads the idx files directly.')
+        return 0
+    (paths, spec), _, _, _ = open_dataset(flags, for_training=False)
+    existing = data.find_prepared(flags.data_dir, flags.dataset, spec, paths)
+    if existing:
+        print('already prepared: %s (%d files, %s).' % (existing, len(paths), spec.key()))
+        return 0
+    path, skipped = data.prepare(flags.data_dir, flags.dataset, spec, paths)
+    print('prepared %d images into %s%s; training with the same --crop/--input_height/--output_height '
+          'reads it.' % (len(paths) - skipped, path, ' (%d unreadable files left out)' % skipped if skipped else ''))
+    return 0
+
+
+def main(argv=None):
+    try:
+        flags = build_parser().parse_args(argv)
+        apply_defaults(flags)
+        validate_numbers(flags)
+        if flags.prepare:
+            return prepare_mode(flags)
+        import devices
+        try:
+            device = devices.choose_device(flags.device)
+            precision = devices.choose_precision(device, flags.precision_mode)
+        except devices.DeviceError as error:
+            raise UsageError(str(error))
+        if flags.iterations_per_loop > 1 and device != 'npu':
+            raise UsageError('--iterations_per_loop offloads steps to an Ascend NPU; on %s use 1.' % device)
+        run_dir = run_dir_of(flags)
+        if flags.train:
+            dataset = open_dataset(flags, for_training=True)
+            if data_steps(flags, dataset) < 1:
+                raise UsageError('the data set has %d images (--train_size %s), fewer than one batch of %d: '
+                                 'lower --batch_size.' % (len(dataset.source), flags.train_size, flags.batch_size))
+            if flags.init_checkpoint and not resolve_checkpoint(flags.init_checkpoint):
+                raise UsageError('--init_checkpoint %s: no checkpoint there.' % flags.init_checkpoint)
+            flags.init_checkpoint = resolve_checkpoint(flags.init_checkpoint)
+        else:
+            check_trained_run(flags, run_dir)
+    except UsageError as error:
+        print('main.py: error: %s' % error, file=sys.stderr)
+        return 2
+
+    os.makedirs(run_dir, exist_ok=True)
+    log_file = __import__('runs').tee_output(run_dir)
+    try:
+        print('run folder %s | device %s | precision %s%s | TensorFlow %s' % (
+            run_dir, device, precision.compute, ' (%s)' % precision.note if precision.note else '',
+            __import__('tensorflow').__version__))
+        if flags.train:
+            __import__('runs').save_config(run_dir, run_settings(flags, device, precision, run_dir, dataset.channels))
+            return train(flags, dataset, run_dir, device, precision)
+        import inference
+        return inference.run_modes(flags, run_dir, device, precision)
+    except TrainingDiverged as error:
+        print('main.py: error: %s' % error, file=sys.stderr)
+        return 1
+    finally:
+        sys.stdout.flush()
+        log_file.flush()
+
+
+def data_steps(flags, dataset):
+    import data
+    return data.batches_per_epoch(len(dataset.source), flags.batch_size, flags.train_size)
+
+
+def resolve_checkpoint(path):
+    """Checkpoint path prefix from a folder (its newest checkpoint) or a prefix; '' when none is there."""
+    from runs import latest_checkpoint
+    if not path:
+        return ''
+    if os.path.isdir(path):
+        return latest_checkpoint(path) or ''
+    return path if os.path.isfile(path + '.index') else ''
+
+
+def check_trained_run(flags, run_dir):
+    """UsageError naming the folder searched, and the runs that do have checkpoints, when there is none."""
+    import runs
+    if runs.latest_checkpoint(os.path.join(run_dir, flags.checkpoint_dir)):
+        return
+    others = runs.runs_with_checkpoints(flags.out_dir, flags.checkpoint_dir)
+    listing = ('runs with checkpoints in %s: %s (select one with --out_name, or repeat its settings)'
+               % (flags.out_dir, ', '.join(others))) if others else 'no run in %s has one yet' % flags.out_dir
+    raise UsageError('no checkpoint in %s: train first with the same flags plus --train; %s.'
+                     % (os.path.join(run_dir, flags.checkpoint_dir), listing))
+
+
+if __name__ == '__main__':
+    sys.exit(main())
