@@ -324,6 +324,37 @@ def test_traversal_attempts_get_404(client, out_dir, url):
     assert b'secret' not in response.data and b'root:' not in response.data
 
 
+def test_traversal_over_real_http(out_dir, tmp_path):
+    """The same attempts sent byte for byte to Werkzeug's server (no client-side path clean-up)."""
+    import http.client
+    import threading
+    from werkzeug.serving import make_server
+    (tmp_path / 'secret.txt').write_text('secret')
+    server = make_server('127.0.0.1', 0, webapp.create_app(out_dir), threaded=True)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.daemon = True
+    thread.start()
+    try:
+        def get(path):
+            conn = http.client.HTTPConnection('127.0.0.1', server.server_port, timeout=10)
+            conn.request('GET', path)
+            response = conn.getresponse()
+            body = response.read()
+            conn.close()
+            return response.status, body
+        assert get('/files/run_a/log.txt')[0] == 200
+        for path in ('/files/run_a/../../secret.txt', '/files/run_a/%2e%2e/%2e%2e/secret.txt',
+                     '/files/run_a/..%2f..%2fsecret.txt', '/files/run_a/%2E%2E%2F%2E%2E%2Fsecret.txt',
+                     '/files/run_a//' + str(tmp_path / 'secret.txt').lstrip('/'), '/files/%2e%2e/secret.txt',
+                     '/files/run_a/samples/%2e%2e%2f%2e%2e%2f%2e%2e%2fsecret.txt', '/static/..%2f..%2fsecret.txt',
+                     '/files/run_a/samples/..%5c..%5c..%5csecret.txt'):
+            status, body = get(path)
+            assert status == 404 and b'secret' not in body, path
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.skipif(not hasattr(os, 'symlink') or sys.platform == 'win32', reason='needs symlinks')
 def test_symlinks_pointing_out_get_404(client, out_dir, tmp_path):
     outside = tmp_path / 'outside'

@@ -201,7 +201,7 @@ def browse_run(driver, url, run_dir):
     row_css = 'tr.run-row[data-run="%s"]' % name
     wait_for(driver, lambda b: b.find_elements('css selector', row_css), 'the run in the runs table')
     row_text = driver.find_element('css selector', row_css).text
-    assert 'mnist' in row_text and ('training' in row_text or 'idle' in row_text), row_text
+    assert 'mnist' in row_text and ('live' in row_text or 'idle' in row_text), row_text
     save_screenshot(driver, 'web_runs.png')
 
     # Pick the run.
@@ -277,7 +277,7 @@ def test_page_refreshes_while_a_run_trains(driver, serve, tmp_path):
     wait_for(driver, lambda b: shown_step(b) == 6 and image_loaded(b, 'fake-img') > 0, 'the new sample grid')
     wait_for(driver, lambda b: chart_points(b) == 7, 'the new loss points')
     assert driver.execute_script('return window.__same_page === true;'), 'the page reloaded'
-    assert 'training' in driver.find_element('id', 'run-badge').text
+    assert 'live' in driver.find_element('id', 'run-badge').text
 
 
 def test_page_over_missing_and_empty_folders(driver, serve, tmp_path):

@@ -517,26 +517,34 @@
     if (empty) empty.parentNode.removeChild(empty);
     img.classList.remove('hidden');
     if (img.getAttribute('src') === url) return;
-    img.onload = function () { fitPixels(img, frame); };
+    img.onload = fitPixels;
     img.onerror = function () {
       img.classList.add('hidden');
       if (!frame.querySelector('.empty')) frame.appendChild(el('div', { className: 'empty', text: emptyText }));
     };
     img.src = url;
-    if (img.complete && img.naturalWidth) fitPixels(img, frame);
+    if (img.complete && img.naturalWidth) fitPixels();
   }
 
-  // The largest integer scale that fits (at most MAX_SHOWN px wide), or a shrink when even 1x does not fit.
-  function fitPixels(img, frame) {
-    var room = frame.clientWidth - 16;
-    var width = img.naturalWidth;
-    if (!width || room <= 0) return;
-    if (img.id === 'fake-img') chooseLayout(width);
-    room = frame.clientWidth - 16;
-    var scale = width <= room ? Math.max(1, Math.floor(Math.min(room, MAX_SHOWN) / width)) : room / width;
-    img.style.width = Math.round(width * scale) + 'px';
-    img.style.height = Math.round(img.naturalHeight * scale) + 'px';
-    img.title = img.naturalWidth + '×' + img.naturalHeight + ' px' + (scale !== 1 ? ', shown ×' + fmtValue(scale) : '');
+  // Shows the real and the generated grid at the same whole-number enlargement, the largest that fits
+  // both frames (at most MAX_SHOWN px either way); a grid too big even at 1x is shrunk on its own.
+  function fitPixels() {
+    var fake = $('fake-img');
+    if (fake.naturalWidth && !fake.classList.contains('hidden')) chooseLayout(fake.naturalWidth);
+    var shown = ['reals-img', 'fake-img'].map(function (id) { return $(id); }).filter(function (img) {
+      return img.naturalWidth && !img.classList.contains('hidden');
+    });
+    var fits = shown.map(function (img) {
+      var roomW = Math.min(img.parentNode.clientWidth - 16, MAX_SHOWN);
+      return Math.min(roomW / img.naturalWidth, MAX_SHOWN / img.naturalHeight);
+    });
+    var common = Math.floor(Math.min.apply(null, fits.concat([8])));
+    shown.forEach(function (img, i) {
+      var scale = fits[i] >= 1 ? Math.max(1, common) : fits[i];
+      img.style.width = Math.round(img.naturalWidth * scale) + 'px';
+      img.style.height = Math.round(img.naturalHeight * scale) + 'px';
+      img.title = img.naturalWidth + '×' + img.naturalHeight + ' px' + (scale !== 1 ? ', shown ×' + fmtValue(scale) : '');
+    });
   }
 
   // Sample grids and the loss chart sit side by side unless that would shrink the grids below their
@@ -859,10 +867,7 @@
     var chartSize = '';
     var observer = new ResizeObserver(function () {
       if (state.view !== 'run') return;
-      ['reals-frame', 'fake-frame'].forEach(function (id) {
-        var img = $(id).querySelector('img');
-        if (img.naturalWidth && !img.classList.contains('hidden')) fitPixels(img, $(id));
-      });
+      fitPixels();
       var wrap = $('chart-wrap');
       var size = wrap.clientWidth + 'x' + wrap.clientHeight;
       if (size !== chartSize) { chartSize = size; drawChart(); }
