@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)  # the project's modules are flat files at the repository root
 
 
 def write_idx(path, array, compress=False):

@@ -1,0 +1,219 @@
+"""The graph: shapes, ranges, parameter counts, reference variable names, a training step, checkpoint compatibility."""
+import numpy as np
+import pytest
+
+import model
+from tf_compat import tf
+
+# The reference's checkpoint variables (name -> shape) of the 64x64x3 networks, reference.md section 3.
+REFERENCE_64 = {
+    'generator/g_h0_lin/Matrix': [100, 8192], 'generator/g_h0_lin/bias': [8192],
+    'generator/g_h1/w': [5, 5, 256, 512], 'generator/g_h1/biases': [256],
+    'generator/g_h2/w': [5, 5, 128, 256], 'generator/g_h2/biases': [128],
+    'generator/g_h3/w': [5, 5, 64, 128], 'generator/g_h3/biases': [64],
+    'generator/g_h4/w': [5, 5, 3, 64], 'generator/g_h4/biases': [3],
+    'discriminator/d_h0_conv/w': [5, 5, 3, 64], 'discriminator/d_h0_conv/biases': [64],
+    'discriminator/d_h1_conv/w': [5, 5, 64, 128], 'discriminator/d_h1_conv/biases': [128],
+    'discriminator/d_h2_conv/w': [5, 5, 128, 256], 'discriminator/d_h2_conv/biases': [256],
+    'discriminator/d_h3_conv/w': [5, 5, 256, 512], 'discriminator/d_h3_conv/biases': [512],
+    'discriminator/d_h4_lin/Matrix': [8192, 1], 'discriminator/d_h4_lin/bias': [1],
+}
+for _bn, _c in (('generator/g_bn0', 512), ('generator/g_bn1', 256), ('generator/g_bn2', 128),
+                ('generator/g_bn3', 64), ('discriminator/d_bn1', 128), ('discriminator/d_bn2', 256),
+                ('discriminator/d_bn3', 512)):
+    for _v in ('beta', 'gamma', 'moving_mean', 'moving_variance'):
+        REFERENCE_64['%s/%s' % (_bn, _v)] = [_c]
+
+REFERENCE_MNIST = {
+    'generator/g_h0_lin/Matrix': [110, 1024], 'generator/g_h0_lin/bias': [1024],
+    'generator/g_h1_lin/Matrix': [1034, 6272], 'generator/g_h1_lin/bias': [6272],
+    'generator/g_h2/w': [5, 5, 128, 138], 'generator/g_h2/biases': [128],
+    'generator/g_h3/w': [5, 5, 1, 138], 'generator/g_h3/biases': [1],
+    'discriminator/d_h0_conv/w': [5, 5, 11, 11], 'discriminator/d_h0_conv/biases': [11],
+    'discriminator/d_h1_conv/w': [5, 5, 21, 74], 'discriminator/d_h1_conv/biases': [74],
+    'discriminator/d_h2_lin/Matrix': [3636, 1024], 'discriminator/d_h2_lin/bias': [1024],
+    'discriminator/d_h3_lin/Matrix': [1034, 1], 'discriminator/d_h3_lin/bias': [1],
+}
+for _bn, _c in (('generator/g_bn0', 1024), ('generator/g_bn1', 6272), ('generator/g_bn2', 128),
+                ('discriminator/d_bn1', 74), ('discriminator/d_bn2', 1024)):
+    for _v in ('beta', 'gamma', 'moving_mean', 'moving_variance'):
+        REFERENCE_MNIST['%s/%s' % (_bn, _v)] = [_c]
+
+
+@pytest.fixture(autouse=True)
+def fresh_graph():
+    tf.reset_default_graph()
+    yield
+    tf.reset_default_graph()
+
+
+def mnist_cfg():
+    return model.net_config(28, 28, 1, y_dim=10)
+
+
+def model_variables():
+    """Variables of the two networks, without the Adam slots kept beside them."""
+    return dict((v.op.name, v.get_shape().as_list()) for v in tf.global_variables()
+                if v.op.name.split('/')[0] in (model.GENERATOR_SCOPE, model.DISCRIMINATOR_SCOPE)
+                and not v.op.name.split('/')[-1].startswith(('d_adam', 'g_adam')))
+
+
+def train_graph(cfg, batch=4, g_steps=2):
+    real = tf.random_uniform([batch, cfg.output_height, cfg.output_width, cfg.c_dim], *model.data_range(cfg))
+    y = tf.one_hot(tf.random_uniform([batch], 0, 10, tf.int32), 10) if cfg.y_dim else None
+    z = model.sample_latents(batch, cfg.z_dim, 'uniform_signed')
+    return model.build_train_ops(real, y, z, cfg, model.TrainHParams(2e-4, 0.5, g_steps))
+
+
+@pytest.mark.parametrize('size', [28, 32, 48, 64, 96, 128])
+def test_unconditional_shapes_and_ranges(size):
+    cfg = model.net_config(size, size, 3)
+    z = tf.placeholder(tf.float32, [None, 100])
+    images = model.generator(z, None, cfg, training=True)
+    logits = model.discriminator(images, None, cfg, training=True)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        out, out_logits = sess.run([images, logits], {z: np.random.uniform(-1, 1, [3, 100])})
+    assert out.shape == (3, size, size, 3)
+    assert out.min() >= -1.0 and out.max() <= 1.0
+    assert out_logits.shape == (3, 1)
+
+
+def test_non_square_output():
+    cfg = model.net_config(48, 80, 1)
+    z = tf.placeholder(tf.float32, [None, 100])
+    images = model.generator(z, None, cfg, training=False)
+    assert images.get_shape().as_list() == [None, 48, 80, 1]
+    assert model.discriminator(images, None, cfg, training=False).get_shape().as_list() == [None, 1]
+
+
+def test_conditional_shapes_and_sigmoid_range():
+    cfg = mnist_cfg()
+    sampler = model.build_sampler(cfg)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        out = sess.run(sampler.images, {sampler.z: np.random.uniform(-1, 1, [5, 100]),
+                                        sampler.y: np.eye(10)[:5]})
+    assert out.shape == (5, 28, 28, 1)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_parameter_counts_match_the_reference():
+    train_graph(model.net_config(64, 64, 3))
+    assert model.count_parameters(model.GENERATOR_SCOPE) == 5135363
+    assert model.count_parameters(model.DISCRIMINATOR_SCOPE) == 4316545
+    tf.reset_default_graph()
+    train_graph(mnist_cfg())
+    assert model.count_parameters(model.GENERATOR_SCOPE) == 7065211
+    assert model.count_parameters(model.DISCRIMINATOR_SCOPE) == 3769479
+    assert (model.count_parameters(model.GENERATOR_SCOPE)
+            + model.count_parameters(model.DISCRIMINATOR_SCOPE)) == 10834690
+
+
+@pytest.mark.parametrize('cfg,reference', [(model.net_config(64, 64, 3), REFERENCE_64),
+                                           (model.net_config(28, 28, 1, y_dim=10), REFERENCE_MNIST)])
+def test_variable_names_and_shapes_are_the_reference_table(cfg, reference):
+    train_graph(cfg)
+    model.build_sampler(cfg)  # the sampler shares the generator's variables: no new ones
+    assert model_variables() == reference
+
+
+@pytest.mark.parametrize('rows', [1, 7, 64])
+def test_sampler_takes_any_number_of_latents(rows):
+    cfg = model.net_config(32, 32, 3)
+    sampler = model.build_sampler(cfg)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        out = sess.run(sampler.images, {sampler.z: np.random.uniform(-1, 1, [rows, 100])})
+    assert out.shape == (rows, 32, 32, 3)
+
+
+def test_sampler_uses_inference_batch_norm():
+    """In inference mode a sample does not depend on the other rows of its batch."""
+    cfg = model.net_config(32, 32, 3)
+    sampler = model.build_sampler(cfg)
+    z = np.random.RandomState(0).uniform(-1, 1, [6, 100]).astype(np.float32)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        alone = sess.run(sampler.images, {sampler.z: z[:1]})
+        together = sess.run(sampler.images, {sampler.z: z})
+    np.testing.assert_allclose(alone[0], together[0], atol=1e-5)
+
+
+@pytest.mark.parametrize('cfg', [model.net_config(32, 32, 3), model.net_config(28, 28, 1, y_dim=10)])
+def test_one_step_updates_weights_and_moving_averages(cfg):
+    ops = train_graph(cfg, batch=8)
+    watched = ['generator/g_h0_lin/Matrix', 'discriminator/d_h0_conv/w', 'generator/g_bn0/moving_mean',
+               'generator/g_bn2/moving_variance', 'discriminator/d_bn1/moving_mean',
+               'discriminator/d_bn1/moving_variance']
+    variables = dict((v.op.name, v) for v in tf.global_variables())
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        before = sess.run([variables[n] for n in watched])
+        _, d_loss, g_loss, step = sess.run([ops.step, ops.d_loss, ops.g_loss, ops.global_step])
+        after = sess.run([variables[n] for n in watched])
+        assert sess.run(ops.global_step) == 1
+    assert np.isfinite(d_loss) and np.isfinite(g_loss)
+    for name, b, a in zip(watched, before, after):
+        assert not np.allclose(b, a), '%s did not change in a training step' % name
+
+
+def test_forward_pass_alone_does_not_move_averages():
+    cfg = model.net_config(32, 32, 3)
+    ops = train_graph(cfg)
+    mean = [v for v in tf.global_variables() if v.op.name == 'generator/g_bn1/moving_mean'][0]
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run([ops.d_loss, ops.model.fake])
+        assert np.all(sess.run(mean) == 0)
+
+
+def test_update_ops_are_collected_per_network_scope():
+    cfg = model.net_config(32, 32, 3)
+    train_graph(cfg, g_steps=2)
+    d_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS, 'd_update/' + model.DISCRIMINATOR_SCOPE)
+    g_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS, 'd_update/' + model.GENERATOR_SCOPE)
+    assert len(d_ops) == 2 * 3 * 2  # real and fake pass x three batch norms x (mean, variance)
+    assert len(g_ops) == 4 * 2
+    assert all('/discriminator' in op.name and 'generator' not in op.name for op in d_ops)
+
+
+def test_reference_checkpoint_restores(tmp_path):
+    """A checkpoint written over variables with the reference's names (no Adam slots, no global step,
+    step in the file name, as the reference saved) restores into the training graph."""
+    import runs
+    cfg = model.net_config(64, 64, 3)
+    values = {}
+    with tf.Graph().as_default():
+        created = []
+        for name, shape in sorted(REFERENCE_64.items()):
+            value = np.random.RandomState(len(name)).normal(size=shape).astype(np.float32)
+            values[name] = value
+            created.append(tf.get_variable(name, initializer=value))
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            path = tf.train.Saver(created).save(sess, str(tmp_path / 'DCGAN.model'), global_step=1200)
+    ops = train_graph(cfg)
+    variables = dict((v.op.name, v) for v in tf.global_variables())
+    with tf.Session() as sess:
+        missing = runs.restore(sess, path)
+        for name, value in values.items():
+            np.testing.assert_array_equal(sess.run(variables[name]), value)
+        assert 'global_step' in missing and any('adam' in m.lower() for m in missing)
+        assert not any(m in REFERENCE_64 for m in missing)
+        sess.run(ops.step)  # and it trains from there
+    assert runs.step_from_path(path) == 1200
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    import runs
+    cfg = model.net_config(32, 32, 3)
+    model.build_sampler(cfg)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        path = tf.train.Saver().save(sess, str(tmp_path / 'small'))
+    tf.reset_default_graph()
+    model.build_sampler(model.net_config(64, 64, 3))
+    with tf.Session() as sess:
+        with pytest.raises(ValueError, match='other settings'):
+            runs.restore(sess, path)
