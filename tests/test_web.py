@@ -424,7 +424,8 @@ def test_run_being_written(tmp_path):
     (run / 'log.txt').unlink()
     (run / 'config.json').unlink()
     detail = client.get('/api/runs/fresh').get_json()
-    assert detail['has_log'] is False and detail['last_step'] is None and detail['config_problem'] == 'no config.json yet'
+    assert detail['has_log'] is False and detail['last_step'] is None
+    assert detail['config_problem'] == 'no config.json yet'
     assert client.get('/api/runs/fresh/losses').get_json()['steps'] == []
 
 

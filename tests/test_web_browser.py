@@ -202,6 +202,9 @@ def browse_run(driver, url, run_dir):
     wait_for(driver, lambda b: b.find_elements('css selector', row_css), 'the run in the runs table')
     row_text = driver.find_element('css selector', row_css).text
     assert 'mnist' in row_text and ('live' in row_text or 'idle' in row_text), row_text
+    wait_for(driver, lambda b: b.find_element('id', 'compare-chart').get_attribute('data-series-count') == '1' and
+             b.find_elements('css selector', '#compare-chart path.line[data-series="%s"]' % name),
+             'the run in the comparison chart')
     save_screenshot(driver, 'web_runs.png')
 
     # Pick the run.

@@ -331,6 +331,15 @@ def read_tail(path, max_bytes=LOG_TAIL_BYTES, max_lines=40):
     return [line for line in lines if line.strip()][-max_lines:]
 
 
+def read_metrics(run_dir):
+    """Returns the rows of run_dir/metrics.jsonl (see parse_metrics_text), or [] if there is none."""
+    try:
+        with open(os.path.join(run_dir, 'metrics.jsonl'), 'rb') as f:
+            return parse_metrics_text(f.read().decode('utf-8', errors='replace'))
+    except OSError:
+        return []
+
+
 def list_folder(folder):
     """Returns [(name, stat)] of the plain files in folder (symlinks followed), or [] if it is missing."""
     entries = []
@@ -440,13 +449,7 @@ class RunReader(object):
         last_modified = max(mtimes) if mtimes else None
         live = last_modified is not None and now - last_modified <= self.live_seconds
 
-        metrics_rows = []
-        try:
-            with open(os.path.join(run_dir, 'metrics.jsonl'), 'rb') as f:
-                metrics_rows = parse_metrics_text(f.read().decode('utf-8', errors='replace'))
-        except OSError:
-            pass
-
+        metrics_rows = read_metrics(run_dir)
         config = config or {}
         settings = [(key, config[key]) for key in KEY_SETTINGS if key in config]
         try:
@@ -499,12 +502,7 @@ class RunReader(object):
         timeline.sort(key=lambda item: item['step'])
         generated, generated_partial = self.images_in(run_dir, 'generated', ('.png',))
         visualize, visualize_partial = self.images_in(run_dir, 'visualize', ('.png', '.gif'))
-        metrics_rows = []
-        try:
-            with open(os.path.join(run_dir, 'metrics.jsonl'), 'rb') as f:
-                metrics_rows = parse_metrics_text(f.read().decode('utf-8', errors='replace'))
-        except OSError:
-            pass
+        metrics_rows = read_metrics(run_dir)
         info.update(json_safe({
             'config': config,
             'config_problem': config_problem,
@@ -579,7 +577,8 @@ def request_host_name(host):
 def create_app(out_dir, loopback_only=True, live_seconds=LIVE_SECONDS):
     """Builds the Flask app over out_dir. With loopback_only, requests must name a loopback Host
     (so a web page elsewhere cannot read the runs through DNS rebinding)."""
-    app = RunsFlask(__name__, template_folder=os.path.join(HERE, 'templates'), static_folder=os.path.join(HERE, 'static'))
+    app = RunsFlask(__name__, template_folder=os.path.join(HERE, 'templates'),
+                    static_folder=os.path.join(HERE, 'static'))
     app.config['SEND_FILE_MAX_AGE_DEFAULT'] = 0
     reader = RunReader(out_dir, live_seconds=live_seconds)
     app.config['RUN_READER'] = reader
@@ -658,9 +657,14 @@ def parse_args(argv=None):
     """Parses the command line: --out_dir, --host, --port."""
     parser = argparse.ArgumentParser(
         description='Serves a read-only page to watch and compare the DCGAN runs under --out_dir.',
-        epilog='example: python web/app.py --out_dir ./out   (then open the URL it prints)')
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='examples:\n'
+               '  python web/app.py                            # the runs in ./out at http://127.0.0.1:5000/\n'
+               '  python web/app.py --out_dir ./out --port 8080\n'
+               '  python web/app.py --host 0.0.0.0             # reachable from other machines (read-only)')
     parser.add_argument('--out_dir', default='./out',
-                        help='folder holding the run folders (main.py\'s --out_dir); need not exist yet (default ./out)')
+                        help='folder holding the run folders (main.py\'s --out_dir); need not exist yet '
+                             '(default ./out)')
     parser.add_argument('--host', default='127.0.0.1',
                         help='interface to bind; 0.0.0.0 makes the page reachable from the network (default 127.0.0.1)')
     parser.add_argument('--port', type=int, default=5000, help='port to listen on; 0 picks a free one (default 5000)')
@@ -682,12 +686,16 @@ def main(argv=None):
     except OSError as e:
         sys.exit('Cannot listen on %s:%d (%s); pick another --port or --host.' % (args.host, args.port, e.strerror))
     out_dir = app.config['RUN_READER'].out_dir
-    shown_host = '[%s]' % args.host if ':' in args.host else args.host
+    shown_host = args.host
+    if args.host in ('0.0.0.0', '::', ''):
+        shown_host = '127.0.0.1'  # all interfaces: this machine's own address works here, its name elsewhere
+    elif ':' in args.host:
+        shown_host = '[%s]' % args.host
     if not os.path.isdir(out_dir):
         print('Note: %s does not exist yet; the page will show runs once training writes there.' % out_dir)
     if not loopback:
-        print('Warning: listening on %s, so anyone who can reach this machine can browse these runs '
-              '(read-only).' % args.host)
+        print('Warning: listening on %s, so anyone who can reach this machine on port %d can browse these '
+              'runs (read-only).' % (args.host or 'all interfaces', server.server_port))
     print('Serving the runs in %s at http://%s:%d/  (Ctrl+C to stop)' % (out_dir, shown_host, server.server_port))
     sys.stdout.flush()
     try:

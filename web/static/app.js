@@ -22,6 +22,7 @@
     pollTimer: null,
     pollSeq: 0,
     preload: {},
+    listed: null,        // runs of the last /api/runs answer
     compare: null,       // names of the runs ticked for the comparison chart (null until the first list)
     compareData: {},     // name -> {lastStep, steps, d, g}
     colors: {},          // name -> colour in the comparison chart
@@ -498,6 +499,7 @@
 
   function preload(url) {
     if (state.preload[url]) return;
+    if (Object.keys(state.preload).length > 200) state.preload = {};  // a long run has thousands of grids
     var image = new Image();
     image.src = url;
     state.preload[url] = image;
