@@ -308,7 +308,8 @@ def prepare(data_dir, dataset, spec, paths, workers=None, chunk=256):
         shrunk = np.lib.format.open_memmap(shrunk_path, mode='w+', dtype=np.uint8,
                                            shape=(written,) + shape[1:])
         for start in range(0, written, 4096):
-            shrunk[start:start + 4096] = full[start:start + 4096]
+            end = min(start + 4096, written)
+            shrunk[start:end] = full[start:end]
         shrunk.flush()
         del shrunk, full
         os.replace(shrunk_path, tmp_path)
