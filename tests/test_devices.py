@@ -1,0 +1,141 @@
+"""Session configs per device and precision (NPU's too, built from TensorFlow's protos), and CPU bf16 training."""
+import re
+
+import pytest
+
+import devices
+import npu
+from conftest import run_main
+from tf_compat import tf
+from tensorflow.core.protobuf import rewriter_config_pb2
+
+ON, OFF = rewriter_config_pb2.RewriterConfig.ON, rewriter_config_pb2.RewriterConfig.OFF
+STEP_LOSSES = re.compile(r'd_loss: (\S+), g_loss: (\S+)$', re.M)
+
+
+def npu_optimizer(config):
+    custom = config.graph_options.rewrite_options.custom_optimizers
+    assert [c.name for c in custom] == ['NpuOptimizer']
+    return custom[0].parameter_map
+
+
+def test_npu_config_field_by_field():
+    precision = devices.choose_precision('npu', '')
+    assert precision.mode == 'allow_mix_precision'
+    config = devices.session_config('npu', precision)
+    params = npu_optimizer(config)
+    assert params['use_off_line'].b is True
+    assert params['precision_mode'].s == b'allow_mix_precision'
+    assert 'iterations_per_loop' not in params and 'enable_dump_debug' not in params
+    rewrite = config.graph_options.rewrite_options
+    assert rewrite.remapping == OFF and rewrite.memory_optimization == OFF
+
+
+@pytest.mark.parametrize('mode', npu.PRECISION_MODES)
+def test_npu_precision_modes_pass_through(mode):
+    params = npu_optimizer(devices.session_config('npu', devices.choose_precision('npu', mode)))
+    assert params['precision_mode'].s == mode.encode()
+
+
+def test_npu_loop_offload_dump_and_profiling_options():
+    config = npu.session_config('force_fp16', iterations_per_loop=100, over_dump=True,
+                                over_dump_path='/tmp/ovf', profiling=True,
+                                profiling_options=npu.default_profiling_options('/tmp/prof'))
+    params = npu_optimizer(config)
+    assert params['iterations_per_loop'].i == 100 and params['enable_data_pre_proc'].b is True
+    assert params['enable_dump_debug'].b is True and params['dump_path'].s == b'/tmp/ovf'
+    assert params['dump_debug_mode'].s == b'all'
+    assert params['profiling_mode'].b is True and b'"output": "/tmp/prof"' in params['profiling_options'].s
+
+
+def test_npu_loss_scale_settings_and_rank_size(monkeypatch):
+    assert npu.LOSS_SCALE_SETTINGS == dict(init_loss_scale=2 ** 32, incr_every_n_steps=1000,
+                                           decr_every_n_nan_or_inf=2, decr_ratio=0.5)
+    monkeypatch.delenv('RANK_SIZE', raising=False)
+    assert npu.rank_size() == 1  # the port crashed here
+    monkeypatch.setenv('RANK_SIZE', '8')
+    assert npu.rank_size() == 8
+
+
+def test_npu_is_not_available_here_and_npu_device_is_refused():
+    assert not npu.available()
+    with pytest.raises(devices.DeviceError, match='npu_bridge'):
+        devices.choose_device('npu')
+    assert devices.choose_device('auto') in ('gpu', 'cpu')
+
+
+def test_gpu_configs():
+    fp32 = devices.choose_precision('gpu', '')
+    config = devices.session_config('gpu', fp32)
+    assert fp32.compute == 'float32' and config.gpu_options.allow_growth
+    assert config.graph_options.rewrite_options.auto_mixed_precision != ON
+    assert devices.optimizer_wrapper('gpu', fp32) is None
+    mixed = devices.choose_precision('gpu', 'allow_mix_precision')
+    config = devices.session_config('gpu', mixed)
+    assert mixed.compute == 'float16 mixed'
+    assert config.graph_options.rewrite_options.auto_mixed_precision == ON
+    assert devices.optimizer_wrapper('gpu', mixed) is not None
+    assert 'force_fp16' in devices.choose_precision('gpu', 'force_fp16').note
+
+
+def test_gpu_loss_scaling_wrapper_builds_a_train_step():
+    import model
+    wrap = devices.optimizer_wrapper('gpu', devices.choose_precision('gpu', 'allow_mix_precision'))
+    with tf.Graph().as_default():
+        cfg = model.net_config(16, 16, 1)
+        real = tf.zeros([2, 16, 16, 1])
+        ops = model.build_train_ops(real, None, model.sample_latents(2, cfg.z_dim, 'uniform_signed'), cfg,
+                                    model.TrainHParams(2e-4, 0.5, 1), wrap)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run(ops.step)  # runs in float32 here (no GPU); the wrapper only scales the loss
+
+
+@pytest.mark.parametrize('mode', ['', 'must_keep_origin_dtype', 'allow_fp32_to_fp16'])
+def test_cpu_float32_modes(mode):
+    precision = devices.choose_precision('cpu', mode, major=2, bf16=True)
+    assert precision.compute == 'float32'
+    rewrite = devices.session_config('cpu', precision).graph_options.rewrite_options
+    assert len(rewrite.custom_optimizers) == 0
+    assert rewrite.auto_mixed_precision != ON
+    if devices.tf_major() >= 2:
+        assert rewrite.auto_mixed_precision_onednn_bfloat16 != ON
+
+
+def test_cpu_mixed_precision_needs_tf2_and_bf16():
+    with pytest.raises(devices.DeviceError, match='TensorFlow 2.x'):
+        devices.choose_precision('cpu', 'allow_mix_precision', major=1, bf16=True)
+    with pytest.raises(devices.DeviceError, match='bfloat16 instructions'):
+        devices.choose_precision('cpu', 'allow_mix_precision', major=2, bf16=False)
+    assert devices.choose_precision('cpu', 'allow_mix_precision', major=2, bf16=True).compute == 'bfloat16 mixed'
+
+
+def test_cpu_bf16_flags(tmp_path):
+    cpuinfo = tmp_path / 'cpuinfo'
+    cpuinfo.write_text(u'flags\t\t: fpu sse avx512f amx_bf16 amx_tile\n')
+    assert devices.cpu_has_bf16(str(cpuinfo))
+    cpuinfo.write_text(u'flags\t\t: fpu sse avx2\n')
+    assert not devices.cpu_has_bf16(str(cpuinfo))
+
+
+@pytest.mark.skipif(devices.tf_major() < 2 or not devices.cpu_has_bf16(),
+                    reason='CPU mixed precision needs TensorFlow 2.x and a CPU with bfloat16')
+def test_cpu_bf16_config_and_training_keeps_losses_finite(mnist_dir, tmp_path):
+    precision = devices.choose_precision('cpu', 'allow_mix_precision')
+    rewrite = devices.session_config('cpu', precision).graph_options.rewrite_options
+    assert rewrite.auto_mixed_precision_onednn_bfloat16 == ON
+    result = run_main('--dataset', 'mnist', '--train', '--train_steps', '12', '--batch_size', '16',
+                      '--precision_mode', 'allow_mix_precision', '--data_dir', mnist_dir,
+                      '--out_dir', tmp_path / 'out', '--sample_freq', '6')
+    assert result.returncode == 0, result.stdout
+    assert 'precision bfloat16 mixed' in result.stdout
+    losses = [(float(d), float(g)) for d, g in STEP_LOSSES.findall(result.stdout)]
+    assert len(losses) == 12
+    assert all(abs(d) < 100 and abs(g) < 100 for d, g in losses)  # finite and sane
+
+
+@pytest.mark.skipif(devices.tf_major() >= 2, reason='TF 1.15 only')
+def test_cpu_mixed_precision_on_tf1_is_refused_with_a_sentence(mnist_dir):
+    result = run_main('--dataset', 'mnist', '--train', '--precision_mode', 'allow_mix_precision',
+                      '--data_dir', mnist_dir)
+    assert result.returncode == 2 and 'needs TensorFlow 2.x' in result.stdout
