@@ -52,12 +52,12 @@ def to_uint8(images, value_range):
 
 def grid_shape(n):
     """(rows, cols) for n images: the most square exact factorisation, or a near-square grid with blank
-    cells when n has no factorisation that is at most twice as wide as it is tall."""
+    cells when n has no factorisation at most 2.5 times as wide as it is tall."""
     rows = int(math.floor(math.sqrt(n)))
     while rows > 1 and n % rows:
         rows -= 1
     cols = n // rows
-    if cols > 2 * rows:
+    if cols > 2.5 * rows:
         cols = int(math.ceil(math.sqrt(n)))
         rows = int(math.ceil(n / float(cols)))
     return rows, cols
