@@ -12,22 +12,24 @@ from tf_compat import tf
 
 
 def run_config(run_dir, flags):
-    """NetConfig of a trained run, from its saved config.json (channels come from the data it saw)."""
+    """(NetConfig, uses_ema) of a trained run, from its saved config.json (channels come from the data
+    it saw; a run trained with --ema_decay samples with the averaged generator)."""
     path = os.path.join(run_dir, runs.CONFIG_FILE)
     saved = {}
     if os.path.isfile(path):
         with open(path) as f:
             saved = json.load(f)
     channels = saved.get('channels') or flags.c_dim or (1 if flags.dataset == 'mnist' else 3)
-    return model.net_config(flags.output_height, flags.output_width, channels, flags.z_dim,
-                            10 if flags.dataset == 'mnist' else 0)
+    cfg = model.net_config(flags.output_height, flags.output_width, channels, flags.z_dim,
+                           10 if flags.dataset == 'mnist' else 0)
+    return cfg, float(saved.get('ema_decay') or 0) > 0
 
 
 def run_modes(flags, run_dir, device, precision):
     """Loads the run's newest checkpoint and runs every mode asked for; returns the exit status."""
     import devices
-    cfg = run_config(run_dir, flags)
-    sampler = model.build_sampler(cfg)
+    cfg, use_ema = run_config(run_dir, flags)
+    sampler = model.build_sampler(cfg, use_ema)
     global_step = tf.train.get_or_create_global_step()
     if flags.export:  # the export holds both networks
         with tf.name_scope('export'):

@@ -91,6 +91,13 @@ def build_parser():
                    help='latent distribution: uniform_signed U(-1,1), uniform_unsigned U(0,1), normal01 N(0,1)')
     switch('G_img_sum', 'add generated-image summaries to the TensorBoard log')
     # ---- added
+    p.add_argument('--d_learning_rate', type=float, default=None,
+                   help='discriminator learning rate (two time-scale updates) [--learning_rate]')
+    p.add_argument('--g_learning_rate', type=float, default=None,
+                   help='generator learning rate (two time-scale updates) [--learning_rate]')
+    p.add_argument('--ema_decay', type=float, default=0.0,
+                   help='keep a moving average of the generator weights with this decay (e.g. 0.999) and use it '
+                        'for samples, --generate and evaluation; 0: off [0]')
     p.add_argument('--g_steps', type=int, default=2, help='generator updates per discriminator update [2, as the reference]')
     p.add_argument('--train_steps', type=int, default=0, help='stop at this global step; 0: --epoch decides [0]')
     p.add_argument('--seed', type=int, default=0, help='seed of data order, latents and initial weights [0]')
@@ -148,8 +155,12 @@ def validate_numbers(flags):
     for name in ('train_steps', 'generate', 'seed'):
         if getattr(flags, name) < 0:
             raise UsageError('--%s must not be negative, got %s.' % (name, getattr(flags, name)))
-    if not flags.learning_rate > 0:
-        raise UsageError('--learning_rate must be positive, got %s.' % flags.learning_rate)
+    for name in ('learning_rate', 'd_learning_rate', 'g_learning_rate'):
+        value = getattr(flags, name)
+        if value is not None and not value > 0:
+            raise UsageError('--%s must be positive, got %s.' % (name, value))
+    if not 0 <= flags.ema_decay < 1:
+        raise UsageError('--ema_decay must be in [0, 1), got %s.' % flags.ema_decay)
     if not 0 <= flags.beta1 < 1:
         raise UsageError('--beta1 must be in [0, 1), got %s.' % flags.beta1)
     if flags.train_size < 1:
@@ -297,9 +308,10 @@ def train(flags, dataset, run_dir, device, precision):
     real = tf.cast(images_u8, tf.float32) * ((high - low) / 255.0) + low  # uint8 -> data range
     y = tf.one_hot(tf.cast(labels_u8, tf.int32), 10) if cfg.y_dim else None
     z = model.sample_latents(batch, cfg.z_dim, flags.z_dist)
-    hparams = model.TrainHParams(flags.learning_rate, flags.beta1, flags.g_steps)
+    hparams = model.train_hparams(flags.learning_rate, flags.beta1, flags.g_steps, flags.d_learning_rate,
+                                  flags.g_learning_rate, flags.ema_decay)
     train_ops = model.build_train_ops(real, y, z, cfg, hparams, devices.optimizer_wrapper(device, precision))
-    sampler = model.build_sampler(cfg)
+    sampler = model.build_sampler(cfg, use_ema=flags.ema_decay > 0)
     summaries = summary_op(tf, train_ops, z, flags.G_img_sum)
     saver = tf.train.Saver(max_to_keep=flags.max_to_keep)  # built after the optimisers: Adam state is saved
     print('parameters: generator %s, discriminator %s' % (

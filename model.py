@@ -154,19 +154,28 @@ def build_losses(model):
 
 # ---- step 3: train ops ---------------------------------------------------------------------------------
 TrainHParams = collections.namedtuple('TrainHParams', [
-    'learning_rate', 'beta1',
+    'd_learning_rate', 'g_learning_rate',  # equal in the reference; two time scales (TTUR) when not
+    'beta1',
     'g_steps',  # generator updates per discriminator update (2 in the reference)
+    'ema_decay',  # decay of the moving average of the generator's weights; 0: none
 ])
 
+
+def train_hparams(learning_rate=0.0002, beta1=0.5, g_steps=2, d_learning_rate=None, g_learning_rate=None,
+                  ema_decay=0.0):
+    """TrainHParams with the reference's defaults; per-network learning rates default to learning_rate."""
+    return TrainHParams(d_learning_rate or learning_rate, g_learning_rate or learning_rate, beta1, g_steps,
+                        ema_decay)
+
 GANTrainOps = collections.namedtuple('GANTrainOps', [
-    'step',  # one training step: the D update, then g_steps G updates, then global_step + 1
+    'step',  # one training step: the D update, g_steps G updates, the weight average, global_step + 1
     'd_loss', 'g_loss',  # losses from the forward passes of the updates themselves
     'global_step', 'model', 'loss',
 ])
 
 
-def _adam(hparams, name):
-    return tf.train.AdamOptimizer(hparams.learning_rate, beta1=hparams.beta1, name=name)
+def _adam(learning_rate, hparams, name):
+    return tf.train.AdamOptimizer(learning_rate, beta1=hparams.beta1, name=name)
 
 
 def _update(optimizer, loss, var_list, bn_updates):
@@ -184,8 +193,8 @@ def build_train_ops(real, y, z, cfg, hparams, wrap_optimizer=None):
     """
     wrap_optimizer = wrap_optimizer or (lambda optimizer: optimizer)
     global_step = tf.train.get_or_create_global_step()
-    d_optimizer = wrap_optimizer(_adam(hparams, 'd_adam'))
-    g_optimizer = wrap_optimizer(_adam(hparams, 'g_adam'))
+    d_optimizer = wrap_optimizer(_adam(hparams.d_learning_rate, hparams, 'd_adam'))
+    g_optimizer = wrap_optimizer(_adam(hparams.g_learning_rate, hparams, 'g_adam'))
 
     with tf.name_scope('d_update') as scope:
         model = build_model(real, y, z, cfg)
@@ -203,21 +212,49 @@ def build_train_ops(real, y, z, cfg, hparams, wrap_optimizer=None):
             g_loss = generator_loss(discriminator(fake, y, cfg, training=True))
             previous = _update(g_optimizer, g_loss, network_variables(GENERATOR_SCOPE), g_bn)
 
+    if hparams.ema_decay:
+        pairs = [(v, ema_shadow(v)) for v in network_variables(GENERATOR_SCOPE)]  # created outside the deps
+        with tf.control_dependencies([previous]), tf.name_scope('g_average'):
+            previous = tf.group(*[tf.assign_sub(shadow, (shadow - v) * (1.0 - hparams.ema_decay))
+                                  for v, shadow in pairs])
+
     with tf.control_dependencies([previous]):
         step = tf.group(tf.assign_add(global_step, 1), name='train_step')
     return GANTrainOps(step, loss.d_loss, g_loss, global_step, model, loss)
+
+
+# ---- moving average of the generator's weights -----------------------------------------------------
+EMA_SUFFIX = 'ExponentialMovingAverage'  # tf.train.ExponentialMovingAverage's name for the shadows
+
+
+def ema_shadow(variable):
+    """The moving-average copy of a generator variable, created on first use. Its initial value is the
+    variable's initial-value tensor: initialised in the same sess.run (as tf.global_variables_initializer
+    does), both start from the same random draw."""
+    with tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE):
+        return tf.get_variable(variable.op.name + '/' + EMA_SUFFIX, initializer=variable.initial_value,
+                               trainable=False, use_resource=True)
+
+
+def _ema_getter(getter, name, *args, **kwargs):
+    """Custom getter handing out the averaged copy of each trainable variable (batch-norm moving
+    statistics, which are not trainable, are used as they are)."""
+    variable = getter(name, *args, **kwargs)
+    return ema_shadow(variable) if kwargs.get('trainable', True) else variable
 
 
 # ---- sampling ------------------------------------------------------------------------------------------
 Sampler = collections.namedtuple('Sampler', 'z y images')
 
 
-def build_sampler(cfg):
-    """The generator with inference-mode batch norm, fed any number of latent rows by placeholders.
+def build_sampler(cfg, use_ema=False):
+    """The generator with inference-mode batch norm, fed any number of latent rows by placeholders;
+    with use_ema, it runs on the moving average of the generator's weights.
 
     Inputs `sampler/z` [N, z_dim] (and `sampler/y` [N, y_dim]); output SAMPLER_OUTPUT [N, H, W, C].
     """
-    with tf.name_scope(SAMPLER_SCOPE):
+    getter = _ema_getter if use_ema else None
+    with tf.name_scope(SAMPLER_SCOPE), tf.variable_scope(tf.get_variable_scope(), custom_getter=getter):
         z = tf.placeholder(tf.float32, [None, cfg.z_dim], name='z')
         y = tf.placeholder(tf.float32, [None, cfg.y_dim], name='y') if cfg.y_dim else None
         images = tf.identity(generator(z, y, cfg, training=False), name='images')

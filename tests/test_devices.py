@@ -85,7 +85,7 @@ def test_gpu_loss_scaling_wrapper_builds_a_train_step():
         cfg = model.net_config(16, 16, 1)
         real = tf.zeros([2, 16, 16, 1])
         ops = model.build_train_ops(real, None, model.sample_latents(2, cfg.z_dim, 'uniform_signed'), cfg,
-                                    model.TrainHParams(2e-4, 0.5, 1), wrap)
+                                    model.train_hparams(2e-4, 0.5, 1), wrap)
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             sess.run(ops.step)  # runs in float32 here (no GPU); the wrapper only scales the loss

@@ -62,7 +62,7 @@ def train_graph(cfg, batch=4, g_steps=2):
     real = tf.random_uniform([batch, cfg.output_height, cfg.output_width, cfg.c_dim], *model.data_range(cfg))
     y = tf.one_hot(tf.random_uniform([batch], 0, 10, tf.int32), 10) if cfg.y_dim else None
     z = model.sample_latents(batch, cfg.z_dim, 'uniform_signed')
-    return model.build_train_ops(real, y, z, cfg, model.TrainHParams(2e-4, 0.5, g_steps))
+    return model.build_train_ops(real, y, z, cfg, model.train_hparams(2e-4, 0.5, g_steps))
 
 
 @pytest.mark.parametrize('size', [28, 32, 48, 64, 96, 128])
@@ -217,3 +217,37 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
     with tf.Session() as sess:
         with pytest.raises(ValueError, match='other settings'):
             runs.restore(sess, path)
+
+
+def test_ema_of_generator_weights_differs_and_is_restored(tmp_path):
+    cfg = model.net_config(16, 16, 1)
+    real = tf.random_uniform([4, 16, 16, 1], -1, 1)
+    hparams = model.train_hparams(1e-3, 0.5, 1, ema_decay=0.9)
+    ops = model.build_train_ops(real, None, model.sample_latents(4, cfg.z_dim, 'uniform_signed'), cfg, hparams)
+    sampler = model.build_sampler(cfg, use_ema=True)
+    raw = [v for v in tf.global_variables() if v.op.name == 'generator/g_h0_lin/Matrix'][0]
+    shadow = [v for v in tf.global_variables() if v.op.name == 'generator/g_h0_lin/Matrix/' + model.EMA_SUFFIX][0]
+    assert shadow not in tf.trainable_variables()
+    z = np.random.RandomState(0).uniform(-1, 1, [3, 100])
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        np.testing.assert_array_equal(sess.run(raw), sess.run(shadow))  # starts at the raw value
+        for _ in range(3):
+            sess.run(ops.step)
+        raw_value, shadow_value = sess.run([raw, shadow])
+        assert not np.allclose(raw_value, shadow_value)
+        ema_images = sess.run(sampler.images, {sampler.z: z})
+        path = tf.train.Saver().save(sess, str(tmp_path / 'ema'))
+    assert np.allclose(tf.train.load_variable(path, shadow.op.name), shadow_value)
+    tf.reset_default_graph()
+    restored = model.build_sampler(cfg, use_ema=True)  # as --generate builds it
+    with tf.Session() as sess:
+        import runs
+        runs.restore(sess, path)
+        np.testing.assert_allclose(sess.run(restored.images, {restored.z: z}), ema_images, atol=1e-5)
+
+
+def test_two_time_scale_learning_rates():
+    hparams = model.train_hparams(2e-4, 0.5, 1, d_learning_rate=1e-5, g_learning_rate=5e-4)
+    assert (hparams.d_learning_rate, hparams.g_learning_rate) == (1e-5, 5e-4)
+    assert model.train_hparams(3e-4).d_learning_rate == model.train_hparams(3e-4).g_learning_rate == 3e-4
