@@ -185,6 +185,7 @@ class PreparedSource(object):
         self.shape = shape
         self.record = int(np.prod(shape[1:]))
         self.fd = os.open(path, os.O_RDONLY)
+        self.path = path
         self.labels = None
 
     def __len__(self):

@@ -117,7 +117,12 @@ def build_parser():
     p.add_argument('--precision_mode', default='',
                    help='allow_mix_precision, allow_fp32_to_fp16, force_fp16 or must_keep_origin_dtype '
                         '[NPU: allow_mix_precision; GPU and CPU: float32]')
-    p.add_argument('--iterations_per_loop', type=int, default=1, help='NPU only: steps per sess.run [1]')
+    p.add_argument('--iterations_per_loop', type=int, default=1,
+                   help='NPU only: steps per sess.run, data and latents in the graph (implies --input_pipeline '
+                        'graph) [1]')
+    p.add_argument('--input_pipeline', default='host',
+                   help='host: batches made by Python threads (decoding with Pillow, prepared cache read from '
+                        'disk); graph: all tf.data (arrays held in memory, files decoded by TensorFlow) [host]')
     switch('over_dump', 'NPU only: dump the operators that overflow')
     p.add_argument('--over_dump_path', default='', help='NPU overflow dump folder [<run>/overflow]')
     switch('profiling', 'NPU only: collect a profile')
@@ -174,6 +179,10 @@ def validate_numbers(flags):
     if flags.precision_mode and flags.precision_mode not in PRECISION_MODES:
         raise UsageError('unknown --precision_mode %r: use one of %s.'
                          % (flags.precision_mode, ', '.join(PRECISION_MODES)))
+    if flags.input_pipeline not in ('host', 'graph'):
+        raise UsageError('unknown --input_pipeline %r: use host or graph.' % flags.input_pipeline)
+    if flags.iterations_per_loop > 1:
+        flags.input_pipeline = 'graph'
     if flags.c_dim not in (0, 1, 3):
         raise UsageError('--c_dim must be 1 (grayscale), 3 (RGB) or 0 (from the data), got %d.' % flags.c_dim)
     if min(flags.output_height, flags.output_width) < 8:
@@ -291,21 +300,13 @@ def train(flags, dataset, run_dir, device, precision):
     steps_per_epoch = data.batches_per_epoch(len(dataset.source), batch, flags.train_size)
     total_steps = flags.train_steps or flags.epoch * steps_per_epoch
     epochs = int(math.ceil(total_steps / float(steps_per_epoch)))
-    position = {'start_step': 0}
 
     # ---- graph: input pipeline, networks, losses, train ops, sampler, summaries
     tf.set_random_seed(flags.seed)
     image_shape = [batch, flags.output_height, flags.output_width, dataset.channels]
-
-    def batches():
-        stream = data.batch_stream(dataset.source, batch, flags.seed, position['start_step'], steps_per_epoch)
-        for _, _, images, labels in stream:
-            yield images, (labels if labels is not None else np.zeros(batch, np.uint8))
-
-    pipeline = tf.data.Dataset.from_generator(batches, (tf.uint8, tf.uint8), (image_shape, [batch]))
-    iterator = tf.data.make_initializable_iterator(pipeline.prefetch(2))
-    images_u8, labels_u8 = iterator.get_next()
-    real = tf.cast(images_u8, tf.float32) * ((high - low) / 255.0) + low  # uint8 -> data range
+    inputs = make_input(flags, dataset, image_shape, steps_per_epoch, epochs)
+    real = tf.cast(inputs.images, tf.float32) * ((high - low) / 255.0) + low  # uint8 -> data range
+    labels_u8 = inputs.labels
     y = tf.one_hot(tf.cast(labels_u8, tf.int32), 10) if cfg.y_dim else None
     z = model.sample_latents(batch, cfg.z_dim, flags.z_dist)
     hparams = model.train_hparams(flags.learning_rate, flags.beta1, flags.g_steps, flags.d_learning_rate,
@@ -344,8 +345,10 @@ def train(flags, dataset, run_dir, device, precision):
             step = 0
         if resume_from:  # let max_to_keep also count the checkpoints of earlier sessions of this run
             saver.recover_last_checkpoints(tf.train.get_checkpoint_state(checkpoint_dir).all_model_checkpoint_paths)
-        position['start_step'] = step
-        sess.run(iterator.initializer)
+        inputs.initialize(sess, step)
+        step_op, steps_per_run = train_ops.step, flags.iterations_per_loop
+        if steps_per_run > 1:  # the NPU runs that many steps per sess.run, data and latents in the graph
+            step_op = __import__('npu').set_iterations_per_loop(sess, train_ops.step, steps_per_run)
         writer = tf.summary.FileWriter(runs.subdir(run_dir, 'logs'), sess.graph if step == 0 else None)
         sample_z, sample_y = runs.fixed_latents(run_dir, lambda: sample_inputs(flags, cfg))
         reals_path = os.path.join(sample_dir, 'reals.png')
@@ -369,13 +372,13 @@ def train(flags, dataset, run_dir, device, precision):
         print('training %s for %d steps (%d per epoch, batch %d) from step %d on %s, %s'
               % (dataset.description, total_steps, steps_per_epoch, batch, step, device, precision.compute))
         stop = StopSignal()
-        fetches = [train_ops.step, train_ops.d_loss, train_ops.g_loss]
+        fetches = [step_op, train_ops.d_loss, train_ops.g_loss]
         start_time, epoch_start = time.time(), (time.time(), step)
         while step < total_steps and stop.signum is None:
-            want_summary = step % SUMMARY_FREQ == 0
+            want_summary = crossed(step + steps_per_run, steps_per_run, SUMMARY_FREQ) or step == 0
             results = sess.run(fetches + ([summaries] if want_summary else []))
-            epoch, batch_index = divmod(step, steps_per_epoch)
-            step += 1
+            step += steps_per_run
+            epoch, batch_index = divmod(step - 1, steps_per_epoch)
             d_loss, g_loss = float(results[1]), float(results[2])
             print(utils.step_line(step, epoch, epochs, batch_index, steps_per_epoch, time.time() - start_time,
                                   d_loss, g_loss), flush=True)
@@ -385,11 +388,11 @@ def train(flags, dataset, run_dir, device, precision):
                 save_checkpoint(step)
                 raise TrainingDiverged('losses became %s at step %d; checkpoint saved. Lower --learning_rate '
                                        'or restart from an earlier run.' % ((d_loss, g_loss), step))
-            if step % flags.sample_freq == 0:
+            if crossed(step, steps_per_run, flags.sample_freq):
                 save_samples(step)
-            if step % flags.ckpt_freq == 0:
+            if crossed(step, steps_per_run, flags.ckpt_freq):
                 save_checkpoint(step)
-            if batch_index == steps_per_epoch - 1:
+            if crossed(step, steps_per_run, steps_per_epoch):
                 seconds = time.time() - epoch_start[0]
                 skipped = dataset.source.skipped(epoch)
                 print('epoch %d done: %d steps in %.1f s (%.1f images/s)%s' % (
@@ -408,6 +411,26 @@ def train(flags, dataset, run_dir, device, precision):
             return 128 + stop.signum
         print('done: step %d; checkpoint in %s, samples in %s.' % (step, checkpoint_dir, sample_dir))
         return 0
+
+
+def crossed(step, steps_per_run, every):
+    """True when the last run of steps_per_run steps, ending at step, passed a multiple of every."""
+    return step // every > (step - steps_per_run) // every
+
+
+def make_input(flags, dataset, image_shape, steps_per_epoch, epochs):
+    """The input pipeline of --input_pipeline (graph: all TensorFlow; arrays held in memory)."""
+    import data
+    import pipeline
+    source = dataset.source
+    if flags.input_pipeline == 'host':
+        return pipeline.host_input(source, flags.batch_size, image_shape, flags.seed, steps_per_epoch)
+    if isinstance(source, data.FolderSource):
+        return pipeline.graph_input(source.paths, flags.batch_size, image_shape, flags.seed, steps_per_epoch,
+                                    epochs, spec=source.spec)
+    if isinstance(source, data.PreparedSource):
+        source = data.ArraySource(np.load(source.path))
+    return pipeline.graph_input(source, flags.batch_size, image_shape, flags.seed, steps_per_epoch, epochs)
 
 
 class TrainingDiverged(Exception):

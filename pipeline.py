@@ -1,0 +1,104 @@
+"""The training graph's input: host batches (Python threads, prefetched) or an all-TensorFlow tf.data pipeline.
+
+Both give uint8 images [B, H, W, C] and uint8 labels [B] in the same order: the seeded per-epoch
+permutation of data.epoch_permutation, from any global step on, so a resumed run continues exactly.
+The host pipeline serves every source (the prepared cache is read from disk record by record). The graph
+pipeline has no Python between steps, which the NPU's loop offload (--iterations_per_loop) needs; it
+holds array sources in memory and decodes image files with TensorFlow's own ops.
+"""
+import collections
+
+import numpy as np
+
+import data
+from tf_compat import tf, tf2
+
+Input = collections.namedtuple('Input', [
+    'images',  # uint8 [B, H, W, C]
+    'labels',  # uint8 [B] (zeros for unconditional data)
+    'initialize',  # initialize(sess, start_step): (re)starts the pipeline at a global step
+])
+
+
+def host_input(source, batch, image_shape, seed, steps_per_epoch, prefetch=2):
+    """Batches assembled by data.batch_stream's background thread, handed to the graph by tf.data."""
+    position = {'start_step': 0}
+
+    def batches():
+        stream = data.batch_stream(source, batch, seed, position['start_step'], steps_per_epoch)
+        for _, _, images, labels in stream:
+            yield images, (labels if labels is not None else np.zeros(batch, np.uint8))
+
+    pipeline = tf.data.Dataset.from_generator(batches, (tf.uint8, tf.uint8), (image_shape, [batch]))
+    iterator = tf.data.make_initializable_iterator(pipeline.prefetch(prefetch))
+
+    def initialize(sess, start_step):
+        position['start_step'] = start_step
+        sess.run(iterator.initializer)
+
+    images, labels = iterator.get_next()
+    return Input(images, labels, initialize)
+
+
+def epoch_orders(n, batch, seed, start_step, steps_per_epoch, epochs):
+    """The sample indices of every step from start_step to the end of `epochs` epochs, in order."""
+    first_epoch, offset = divmod(start_step, steps_per_epoch)
+    used = steps_per_epoch * batch
+    orders = [data.epoch_permutation(n, seed, e)[:used] for e in range(first_epoch, max(epochs, first_epoch + 1))]
+    return np.concatenate(orders)[offset * batch:].astype(np.int64)
+
+
+def graph_input(source, batch, image_shape, seed, steps_per_epoch, epochs, spec=None, prefetch=4):
+    """An all-TensorFlow pipeline. source: data.ArraySource (held in memory, fed once at start) or a list
+    of image file paths decoded by tf.image ops following spec (a data.ImageSpec)."""
+    order = tf.placeholder(tf.int64, [None], name='order')
+    if isinstance(source, (list, tuple)):
+        paths = tf.constant(np.asarray(source))
+        parallel = getattr(tf.data.experimental, 'AUTOTUNE', -1)
+        pipeline = (tf.data.Dataset.from_tensor_slices(order)
+                    .map(lambda i: _decode(tf.gather(paths, i), spec), num_parallel_calls=parallel)
+                    .apply(tf.data.experimental.ignore_errors())  # unreadable files are skipped
+                    .map(lambda image: (image, tf.constant(0, tf.uint8))))
+        feeds = {}
+    else:
+        images = tf.placeholder(tf.uint8, [None] + image_shape[1:], name='all_images')
+        labels = tf.placeholder(tf.uint8, [None], name='all_labels')
+        pipeline = tf.data.Dataset.from_tensor_slices(order).map(
+            lambda i: (tf.gather(images, i), tf.gather(labels, i)))
+        all_labels = source.labels if source.labels is not None else np.zeros(len(source), np.uint8)
+        feeds = {images: np.asarray(source.images), labels: all_labels}
+    pipeline = pipeline.batch(batch, drop_remainder=True).prefetch(prefetch)
+    iterator = tf.data.make_initializable_iterator(pipeline)
+    n = len(source)
+
+    def initialize(sess, start_step):
+        feed = dict(feeds)
+        feed[order] = epoch_orders(n, batch, seed, start_step, steps_per_epoch, epochs)
+        sess.run(iterator.initializer, feed)
+
+    batch_images, batch_labels = iterator.get_next()
+    batch_images.set_shape(image_shape)
+    batch_labels.set_shape([batch])
+    return Input(batch_images, batch_labels, initialize)
+
+
+def _decode(path, spec):
+    """One image file as uint8 [out_height, out_width, channels] with TensorFlow ops, matching
+    data.load_image: any of JPEG, PNG, GIF, BMP; transparency composited on black; converted to
+    spec.channels; centre crop as the reference; antialiased bilinear resize."""
+    image = tf.image.decode_image(tf.read_file(path), channels=0, expand_animations=False)
+    image.set_shape([None, None, None])
+    channels = tf.shape(image)[2]
+    color = tf.cond(channels >= 3, lambda: image[:, :, :3], lambda: tf.tile(image[:, :, :1], [1, 1, 3]))
+    opaque = tf.fill(tf.concat([tf.shape(image)[:2], [1]], 0), tf.constant(255, tf.uint8))
+    alpha = tf.cond(tf.equal(channels % 2, 0), lambda: image[:, :, -1:], lambda: opaque)  # LA and RGBA
+    image = tf.cast(color, tf.float32) * (tf.cast(alpha, tf.float32) / 255.0)
+    if spec.channels == 1:
+        image = tf.image.rgb_to_grayscale(image)
+    if spec.crop:
+        shape = tf.shape(image)
+        top = tf.cast(tf.round((shape[0] - spec.crop_height) / 2), tf.int32)
+        left = tf.cast(tf.round((shape[1] - spec.crop_width) / 2), tf.int32)
+        image = tf.image.crop_to_bounding_box(image, top, left, spec.crop_height, spec.crop_width)
+    image = tf2.image.resize(image, [spec.out_height, spec.out_width], method='bilinear', antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
