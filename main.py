@@ -579,4 +579,8 @@ def check_trained_run(flags, run_dir):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # a second Ctrl-C during training, or Ctrl-C in another mode
+        print('\ninterrupted; the last checkpoint written is kept.', file=sys.stderr)
+        sys.exit(130)
