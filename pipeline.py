@@ -53,13 +53,13 @@ def graph_input(source, batch, image_shape, seed, steps_per_epoch, epochs, spec=
     of image file paths decoded by tf.image ops following spec (a data.ImageSpec)."""
     order = tf.placeholder(tf.int64, [None], name='order')
     if isinstance(source, (list, tuple)):
-        paths = tf.constant(np.asarray(source))
+        paths = tf.placeholder(tf.string, [None], name='all_paths')  # fed once: keeps the graph (and .meta) small
         parallel = getattr(tf.data.experimental, 'AUTOTUNE', -1)
         pipeline = (tf.data.Dataset.from_tensor_slices(order)
                     .map(lambda i: _decode(tf.gather(paths, i), spec), num_parallel_calls=parallel)
                     .apply(tf.data.experimental.ignore_errors())  # unreadable files are skipped
                     .map(lambda image: (image, tf.constant(0, tf.uint8))))
-        feeds = {}
+        feeds = {paths: np.asarray(source)}
     else:
         images = tf.placeholder(tf.uint8, [None] + image_shape[1:], name='all_images')
         labels = tf.placeholder(tf.uint8, [None], name='all_labels')
