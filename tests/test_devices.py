@@ -120,18 +120,27 @@ def test_cpu_bf16_flags(tmp_path):
 
 @pytest.mark.skipif(devices.tf_major() < 2 or not devices.cpu_has_bf16(),
                     reason='CPU mixed precision needs TensorFlow 2.x and a CPU with bfloat16')
-def test_cpu_bf16_config_and_training_keeps_losses_finite(mnist_dir, tmp_path):
+def test_cpu_bf16_training_keeps_losses_finite_and_samples_like_float32(mnist_dir, tmp_path):
+    import numpy as np
+    from PIL import Image
     precision = devices.choose_precision('cpu', 'allow_mix_precision')
     rewrite = devices.session_config('cpu', precision).graph_options.rewrite_options
     assert rewrite.auto_mixed_precision_onednn_bfloat16 == ON
-    result = run_main('--dataset', 'mnist', '--train', '--train_steps', '12', '--batch_size', '16',
-                      '--precision_mode', 'allow_mix_precision', '--data_dir', mnist_dir,
-                      '--out_dir', tmp_path / 'out', '--sample_freq', '6')
-    assert result.returncode == 0, result.stdout
+    grids = {}
+    for mode in ('must_keep_origin_dtype', 'allow_mix_precision'):
+        result = run_main('--dataset', 'mnist', '--train', '--train_steps', '12', '--batch_size', '16',
+                          '--precision_mode', mode, '--data_dir', mnist_dir, '--out_dir', tmp_path / mode,
+                          '--sample_freq', '12', '--seed', '4')
+        assert result.returncode == 0, result.stdout
+        losses = [(float(d), float(g)) for d, g in STEP_LOSSES.findall(result.stdout)]
+        assert len(losses) == 12 and all(abs(d) < 100 and abs(g) < 100 for d, g in losses)  # finite, sane
+        grid_path = tmp_path / mode / 'mnist_out28x28_z100' / 'samples' / 'train_00000012.png'
+        grids[mode] = np.asarray(Image.open(str(grid_path)), np.float32)
     assert 'precision bfloat16 mixed' in result.stdout
-    losses = [(float(d), float(g)) for d, g in STEP_LOSSES.findall(result.stdout)]
-    assert len(losses) == 12
-    assert all(abs(d) < 100 and abs(g) < 100 for d, g in losses)  # finite and sane
+    fp32, bf16 = grids['must_keep_origin_dtype'], grids['allow_mix_precision']
+    # same seed, same data: after 12 steps the bf16 samples are the float32 ones up to rounding noise
+    assert np.abs(fp32 - bf16).mean() < 8
+    assert np.corrcoef(fp32.ravel(), bf16.ravel())[0, 1] > 0.9
 
 
 @pytest.mark.skipif(devices.tf_major() >= 2, reason='TF 1.15 only')
