@@ -162,3 +162,29 @@ def test_save_image_and_gif_are_written_whole(tmp_path):
     assert Image.open(str(tmp_path / 'g.png')).size == (6, 4)
     utils.save_gif(str(tmp_path / 'a.gif'), np.zeros((5, 4, 4, 3), np.uint8))
     assert sorted(os.listdir(str(tmp_path))) == ['a.gif', 'g.png']
+
+
+def test_prepared_source_keeps_the_data_set_off_the_heap(tmp_path):
+    """Reading a whole prepared cache leaves resident memory about where it was (celebA's 2.5 GB cache
+    at 64x64 trains in about 1.2 GB peak this way)."""
+    def resident_mb():
+        with open('/proc/self/status') as f:
+            return int([line for line in f if line.startswith('VmRSS:')][0].split()[1]) / 1024.0
+
+    path = str(tmp_path / 'cache.npy')
+    shape = (6400, 64, 64, 3)  # 79 MB
+    with open(path, 'wb') as f:  # plain writes, no memory map: the page cache is not this process's memory
+        np.lib.format.write_array_header_1_0(f, {'descr': '|u1', 'fortran_order': False, 'shape': shape})
+        chunk = np.random.RandomState(0).randint(0, 255, size=(640,) + shape[1:], dtype=np.uint8).tobytes()
+        for _ in range(shape[0] // 640):
+            f.write(chunk)
+    source = data.PreparedSource(path)
+    before = resident_mb()
+    order = data.epoch_permutation(len(source), 0, 0)
+    peak = before
+    for start in range(0, len(source), 64):
+        images, _ = source.batch(order[start:start + 64], 0)
+        peak = max(peak, resident_mb())
+    grown_mb = peak - before
+    assert images.shape == (64, 64, 64, 3)
+    assert grown_mb < 20, 'reading the cache grew peak memory by %.0f MB' % grown_mb
