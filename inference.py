@@ -2,6 +2,7 @@
 import json
 import os
 import random
+import sys
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from tf_compat import tf
 
 
 def run_config(run_dir, flags):
-    """(NetConfig, uses_ema) of a trained run, from its saved config.json (channels come from the data
+    """(NetConfig, uses_ema, saved config dict) of a trained run, from its saved config.json (channels come from the data
     it saw; a run trained with --ema_decay samples with the averaged generator)."""
     path = os.path.join(run_dir, runs.CONFIG_FILE)
     saved = {}
@@ -22,13 +23,13 @@ def run_config(run_dir, flags):
     channels = saved.get('channels') or flags.c_dim or (1 if flags.dataset == 'mnist' else 3)
     cfg = model.net_config(flags.output_height, flags.output_width, channels, flags.z_dim,
                            10 if flags.dataset == 'mnist' else 0)
-    return cfg, float(saved.get('ema_decay') or 0) > 0
+    return cfg, float(saved.get('ema_decay') or 0) > 0, saved
 
 
 def run_modes(flags, run_dir, device, precision):
     """Loads the run's newest checkpoint and runs every mode asked for; returns the exit status."""
     import devices
-    cfg, use_ema = run_config(run_dir, flags)
+    cfg, use_ema, trained_with = run_config(run_dir, flags)
     sampler = model.build_sampler(cfg, use_ema)
     global_step = tf.train.get_or_create_global_step()
     if flags.export:  # the export holds both networks
@@ -53,6 +54,15 @@ def run_modes(flags, run_dir, device, precision):
         if flags.generate:
             generate(generator, flags.generate, flags.batch_size, flags.z_dist, runs.subdir(run_dir, 'generated'), rng)
             did = True
+        if flags.evaluate:
+            import evaluate
+            try:
+                evaluator = evaluate.Evaluator(flags, cfg, trained_with=trained_with or None)
+            except evaluate.EvaluationError as error:
+                print('main.py: error: %s' % error, file=sys.stderr)
+                return 2
+            evaluator(generator, step, run_dir)
+            did = True
         if flags.export:
             prefix = os.path.join(runs.subdir(run_dir, 'export'), 'model.b%d' % flags.batch_size)
             path = tf.train.Saver(tf.global_variables()).save(sess, prefix, global_step=step)
@@ -66,7 +76,7 @@ def run_modes(flags, run_dir, device, precision):
                 model.SAMPLER_OUTPUT, cfg.output_height, cfg.output_width, cfg.c_dim))
             did = True
         if not did:
-            print('nothing else to do: add --visualize, --generate N, --export or --freeze.')
+            print('nothing else to do: add --visualize, --generate N, --evaluate, --export or --freeze.')
     return 0
 
 

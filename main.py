@@ -106,6 +106,17 @@ def build_parser():
                         '3 a GIF per dimension, 4 one merged GIF of all dimensions [1]')
     p.add_argument('--generate', type=int, default=0, metavar='N',
                    help='write N generated images and an .npz of them to <run>/generated/ [0]')
+    switch('evaluate', 'score the trained generator (MNIST: classifier label accuracy and Frechet distance; RGB: '
+                       'FID and KID) and append the result to <run>/metrics.jsonl')
+    p.add_argument('--eval_freq', type=int, default=0,
+                   help='evaluate every N training steps and keep the best checkpoint in checkpoint/best/; 0: off [0]')
+    p.add_argument('--eval_samples', type=int, default=0,
+                   help='generated images per evaluation [0: 10,000 for MNIST, 50,000 for FID]')
+    p.add_argument('--inception_graph', default='',
+                   help='frozen Inception graph for FID [<data_dir>/inception-2015-12-05/classify_image_graph_def.pb, '
+                        'fetched by `python download.py inception`]')
+    p.add_argument('--eval_classifier_steps', type=int, default=3000,
+                   help='training steps of the MNIST scoring classifier, trained once and cached [3000]')
     p.add_argument('--prepare', type=flag_bool, nargs='?', const=True, default=False,
                    help='decode, crop and resize the image folder once into a uint8 cache that training reads')
     switch('mnist_use_test', 'train MNIST on all 70,000 digits as the reference (default: the 60,000 '
@@ -153,11 +164,12 @@ def validate_numbers(flags):
     from npu import PRECISION_MODES
     from utils import Z_DISTS
     positive = ('epoch', 'batch_size', 'input_height', 'input_width', 'output_height', 'output_width',
-                'z_dim', 'g_steps', 'sample_freq', 'ckpt_freq', 'max_to_keep', 'iterations_per_loop')
+                'z_dim', 'g_steps', 'sample_freq', 'ckpt_freq', 'max_to_keep', 'iterations_per_loop',
+                'eval_classifier_steps')
     for name in positive:
         if getattr(flags, name) < 1:
             raise UsageError('--%s must be at least 1, got %s.' % (name, getattr(flags, name)))
-    for name in ('train_steps', 'generate', 'seed'):
+    for name in ('train_steps', 'generate', 'seed', 'eval_freq', 'eval_samples'):
         if getattr(flags, name) < 0:
             raise UsageError('--%s must not be negative, got %s.' % (name, getattr(flags, name)))
     for name in ('learning_rate', 'd_learning_rate', 'g_learning_rate'):
@@ -289,6 +301,7 @@ def train(flags, dataset, run_dir, device, precision):
     from tf_compat import tf
     import data
     import devices
+    import inference
     import model
     import runs
     import utils
@@ -315,6 +328,8 @@ def train(flags, dataset, run_dir, device, precision):
     sampler = model.build_sampler(cfg, use_ema=flags.ema_decay > 0)
     summaries = summary_op(tf, train_ops, z, flags.G_img_sum)
     saver = tf.train.Saver(max_to_keep=flags.max_to_keep)  # built after the optimisers: Adam state is saved
+    best_saver = tf.train.Saver(max_to_keep=1)
+    evaluator = make_evaluator(flags, cfg) if flags.eval_freq else None
     print('parameters: generator %s, discriminator %s' % (
         format(model.count_parameters(model.GENERATOR_SCOPE), ','),
         format(model.count_parameters(model.DISCRIMINATOR_SCOPE), ',')))
@@ -368,6 +383,20 @@ def train(flags, dataset, run_dir, device, precision):
         def save_checkpoint(at_step):
             saver.save(sess, checkpoint_prefix, global_step=at_step)
 
+        best = {'score': min_score(run_dir, evaluator)}
+
+        def evaluate_and_keep_best(at_step):
+            record = evaluator(inference.Generator(sess, sampler, cfg), at_step, run_dir)
+            score = evaluator.score(record)
+            writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag='eval/' + k, simple_value=float(v))
+                                                 for k, v in sorted(record.items())
+                                                 if isinstance(v, float) and np.isfinite(v)]), at_step)
+            if __import__('metrics').best_score_improved(best['score'], score):
+                best['score'] = score
+                path = best_saver.save(sess, os.path.join(checkpoint_dir, 'best', 'model.b%d' % batch),
+                                       global_step=at_step, latest_filename='checkpoint')
+                print('best %s so far (%.4f): saved %s' % (evaluator.score_name, score, path))
+
         # ---- the loop
         print('training %s for %d steps (%d per epoch, batch %d) from step %d on %s, %s'
               % (dataset.description, total_steps, steps_per_epoch, batch, step, device, precision.compute))
@@ -392,6 +421,8 @@ def train(flags, dataset, run_dir, device, precision):
                 save_samples(step)
             if crossed(step, steps_per_run, flags.ckpt_freq):
                 save_checkpoint(step)
+            if evaluator is not None and crossed(step, steps_per_run, flags.eval_freq):
+                evaluate_and_keep_best(step)
             if crossed(step, steps_per_run, steps_per_epoch):
                 seconds = time.time() - epoch_start[0]
                 skipped = dataset.source.skipped(epoch)
@@ -411,6 +442,24 @@ def train(flags, dataset, run_dir, device, precision):
             return 128 + stop.signum
         print('done: step %d; checkpoint in %s, samples in %s.' % (step, checkpoint_dir, sample_dir))
         return 0
+
+
+def make_evaluator(flags, cfg):
+    import evaluate
+    try:
+        return evaluate.Evaluator(flags, cfg)
+    except evaluate.EvaluationError as error:
+        raise UsageError(str(error))
+
+
+def min_score(run_dir, evaluator):
+    """The best score of the run's earlier evaluations (a resumed run keeps its best checkpoint), or None."""
+    if evaluator is None:
+        return None
+    import metrics
+    scores = [evaluator.score(r) for r in metrics.read_metrics(run_dir)]
+    scores = [s for s in scores if s is not None]
+    return min(scores) if scores else None
 
 
 def crossed(step, steps_per_run, every):
@@ -546,6 +595,9 @@ def main(argv=None):
     except TrainingDiverged as error:
         print('main.py: error: %s' % error, file=sys.stderr)
         return 1
+    except UsageError as error:  # found once the run's log is open (e.g. FID without the Inception graph)
+        print('main.py: error: %s' % error, file=sys.stderr)
+        return 2
     finally:
         sys.stdout.flush()
         log_file.flush()

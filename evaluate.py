@@ -1,0 +1,98 @@
+"""Sample quality of a run as numbers: MNIST classifier scores or FID/KID, logged to metrics.jsonl."""
+import os
+import sys
+
+import numpy as np
+
+import data
+import metrics
+import utils
+
+MNIST_SAMPLES = 10000  # generated digits per evaluation (balanced over the classes)
+RGB_SAMPLES = 50000  # generated images per FID, as in the TTUR paper
+
+
+class EvaluationError(Exception):
+    """Evaluation cannot run as asked (e.g. the Inception graph is missing): one sentence for the user."""
+
+
+class Evaluator(object):
+    """Scores a generator: for conditional MNIST the classifier's label accuracy and Frechet distance
+    (with the real-data floor beside it); for RGB data FID and KID against the data set's cached
+    reference statistics. The score to keep the best checkpoint by is `fd` or `fid` (lower is better)."""
+
+    def __init__(self, flags, cfg, log=print, trained_with=None):
+        """trained_with: the run's saved config (its settings are recorded with each score); default flags."""
+        self.flags, self.cfg, self.log = flags, cfg, log
+        self.settings = settings_of(trained_with or vars(flags))
+        if cfg.y_dim:
+            self.samples = flags.eval_samples or MNIST_SAMPLES
+            self.score_name = 'fd'
+            self.classifier = metrics.ensure_mnist_classifier(flags.data_dir, steps=flags.eval_classifier_steps,
+                                                              log=log)
+            self.test_digits, self.floor_digits = metrics.mnist_reference_sets(flags.data_dir)
+        else:
+            self.samples = flags.eval_samples or RGB_SAMPLES
+            self.score_name = 'fid'
+            graph = flags.inception_graph or metrics.default_inception_path(flags.data_dir)
+            if not os.path.isfile(graph):
+                raise EvaluationError('FID needs the Inception graph %s: run `python download.py inception '
+                                      '--data_dir %s` once, or point --inception_graph to a copy.'
+                                      % (graph, flags.data_dir))
+            self.extractor = metrics.InceptionFeatures(graph)
+            images, key = reference_images(flags, cfg, self.samples)
+            self.reference = metrics.reference_stats(
+                self.extractor, images, metrics.fid_stats_path(flags.data_dir, flags.dataset, key),
+                max_images=max(self.samples, 10000), log=log)
+
+    def __call__(self, generator, step, run_dir):
+        """Evaluates generator (an inference.Generator) at a step; appends to metrics.jsonl; returns the record."""
+        rng = np.random.RandomState(self.flags.seed + 7919)  # the same latents at every evaluation
+        z = utils.latents(rng, self.samples, self.cfg.z_dim, self.flags.z_dist)
+        labels = generator.labels_for(self.samples)
+        images = generator(z, labels, batch_size=500)
+        if self.cfg.y_dim:
+            scores = metrics.mnist_scores(self.classifier, images, labels, self.test_digits, self.floor_digits)
+            summary = 'fd %.3f (real-data floor %.3f), label accuracy %.4f' % (
+                scores['fd'], scores['fd_floor'], scores['label_accuracy'])
+        else:
+            scores = metrics.fid_and_kid(self.extractor, images, self.reference)
+            summary = 'FID %.3f, KID %.5f +- %.5f' % (scores['fid'], scores['kid'], scores['kid_std'])
+        record = dict(scores, step=step, samples=self.samples, **self.settings)
+        metrics.append_metrics(run_dir, record)
+        self.log('evaluation at step %d over %d samples: %s' % (step, self.samples, summary))
+        return record
+
+    def score(self, record):
+        return record.get(self.score_name)
+
+
+def settings_of(config):
+    """The training settings a score depends on (from a dict of flags), stored with each evaluation."""
+    keys = ('dataset', 'batch_size', 'g_steps', 'beta1', 'ema_decay', 'z_dist', 'epoch', 'train_steps')
+    settings = dict((k, config.get(k)) for k in keys)
+    settings['d_learning_rate'] = config.get('d_learning_rate') or config.get('learning_rate')
+    settings['g_learning_rate'] = config.get('g_learning_rate') or config.get('learning_rate')
+    return settings
+
+
+def reference_images(flags, cfg, wanted):
+    """Real images for the reference statistics, uint8 [N, H, W, C], and the cache key of their settings:
+    the prepared cache when there is one (read lazily), else a seeded sample of decoded files."""
+    import concurrent.futures
+    folder = os.path.join(flags.data_dir, flags.dataset)
+    paths = data.list_images(folder, flags.input_fname_pattern)
+    spec = data.ImageSpec(flags.crop, flags.input_height, flags.input_width, flags.output_height,
+                          flags.output_width, cfg.c_dim)
+    prepared = data.find_prepared(flags.data_dir, flags.dataset, spec, paths) if paths else None
+    if prepared:
+        return np.load(prepared, mmap_mode='r'), spec.key()
+    if not paths:
+        raise EvaluationError('no images matching %s in %s for the FID reference statistics.'
+                              % (flags.input_fname_pattern, folder))
+    picked = sorted(np.random.RandomState(0).permutation(len(paths))[:wanted])
+    print('decoding %d images of %s for the FID reference (run --prepare to make this instant)'
+          % (len(picked), folder), file=sys.stderr)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        arrays = data.decode_all([paths[i] for i in picked], spec, pool, lambda path, error: None)
+    return np.stack([a for a in arrays if a is not None]), '%s_files%d' % (spec.key(), len(paths))
