@@ -10,6 +10,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.parse
@@ -53,6 +54,17 @@ CELEBA = {
     'zip_bytes_approx': 1443490838,
     'homepage': 'https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html',
 }
+# The frozen Inception graph of the FID papers (TTUR code), for `main.py --evaluate` on RGB data. No
+# digest of it has been published: the archive must be gzip, and the graph must hold the FID's input and
+# output nodes; its SHA-256 is printed so a user can compare it with a trusted copy.
+INCEPTION = {
+    'url': 'http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz',
+    'archive': 'inception-2015-12-05.tgz',
+    'folder': 'inception-2015-12-05',  # under data_dir; main.py looks for the graph there by default
+    'graph_file': 'classify_image_graph_def.pb',
+    'required_nodes': ['ExpandDims', 'pool_3'],
+    'archive_bytes_approx': 88931400,  # only for the free-space check
+}
 # Marks a finished celebA extraction (JSON with the image count): a folder without it is unfinished.
 CELEBA_MARKER = '.download_complete'
 
@@ -72,15 +84,17 @@ SETTINGS_KEYS = {
     'mnist_raw_bytes': 'MNIST_RAW_BYTES',
     'mnist_mirrors': 'MNIST_MIRRORS',
     'celeba': 'CELEBA',
+    'inception': 'INCEPTION',
     'retries': 'RETRIES',
     'backoff_seconds': 'BACKOFF_SECONDS',
     'timeout_seconds': 'TIMEOUT_SECONDS',
 }
-DATASET_NAMES = {'mnist': 'mnist', 'celeba': 'celebA'}
+DATASET_NAMES = {'mnist': 'mnist', 'celeba': 'celebA', 'inception': 'inception'}
 
 EPILOG = """examples:
   python download.py mnist                       # fills ./data/mnist
   python download.py mnist celebA --data_dir /datasets --prepare
+  python download.py inception                   # the Inception graph FID uses (main.py --evaluate)
   python download.py mnist --mirror http://fileserver.local/mnist/
   python download.py mnist --mirror file:///mnt/share/mnist/
   DCGAN_DATA_MIRROR="http://proxy.corp/mnist/" python download.py mnist
@@ -753,6 +767,67 @@ def fetch_celeba(data_dir, user_mirrors, quiet):
     return 'celebA: %s images ok (%s) in %s' % ('{:,}'.format(images), how, target)
 
 
+def inception_graph_ok(path):
+    """True when path holds a serialized graph naming the nodes FID reads (a cheap check without TF)."""
+    with open(path, 'rb') as f:
+        content = f.read()
+    return all(node.encode() in content for node in INCEPTION['required_nodes'])
+
+
+def fetch_inception(data_dir, user_mirrors, quiet):
+    """Makes data_dir/inception-2015-12-05/classify_image_graph_def.pb exist; returns the summary line."""
+    folder = os.path.join(data_dir, INCEPTION['folder'])
+    target = os.path.join(folder, INCEPTION['graph_file'])
+    if os.path.isfile(target) and inception_graph_ok(target):
+        return 'inception: %s ok (already present)' % target
+    archive = INCEPTION['archive']
+    part_path = os.path.join(data_dir, archive + '.part')
+    failures = []
+    for url in [mirror_url(base, archive) for base in user_mirrors] + [INCEPTION['url']]:
+        try:
+            fetch(url, part_path, archive, quiet, extra_bytes=2 * INCEPTION['archive_bytes_approx'])
+            if sniff(read_head(part_path)) != 'gzip':
+                kind = sniff(read_head(part_path))
+                os.remove(part_path)
+                raise HtmlInsteadOfData('%s sent %s instead of a gzip archive' % (
+                    url, 'a web page' if kind == 'html' else 'something else'), url, 'not a gzip archive')
+            extract_inception_graph(part_path, target, url)
+            os.remove(part_path)
+            return 'inception: %s ok (downloaded; SHA-256 %s)' % (target, file_digest(target, 'sha256'))
+        except NotEnoughSpace:
+            raise
+        except DownloadError as error:
+            failures.append(error)
+            warn('%s; trying the next source' % error)
+    raise failure_summary(archive, failures)
+
+
+def extract_inception_graph(archive_path, target, url):
+    """Copies the graph file out of the downloaded .tgz to target (via a temporary name), checking it."""
+    name = INCEPTION['graph_file']
+    try:
+        with tarfile.open(archive_path, 'r:gz') as archive:
+            members = [m for m in archive.getmembers() if m.isfile() and os.path.basename(m.name) == name]
+            if not members:
+                raise DigestMismatch('%s from %s holds no %s' % (INCEPTION['archive'], url, name), url,
+                                     'no ' + name + ' inside')
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            tmp = target + '.part'
+            source = archive.extractfile(members[0])
+            with open(tmp, 'wb') as out:
+                shutil.copyfileobj(source, out)  # our own file name: no path from the archive is used
+    except (tarfile.TarError, EOFError, OSError) as error:
+        os.remove(archive_path)
+        raise DigestMismatch('%s from %s is not a readable archive (%s)' % (INCEPTION['archive'], url,
+                                                                           short_reason(error)),
+                             url, 'unreadable archive')
+    if not inception_graph_ok(tmp):
+        os.remove(tmp)
+        raise DigestMismatch('%s from %s is not the Inception graph FID needs (nodes %s missing)'
+                             % (name, url, ', '.join(INCEPTION['required_nodes'])), url, 'wrong graph')
+    os.replace(tmp, target)
+
+
 # ----------------------------------------------------------------------------------------------------
 # Command line.
 
@@ -787,7 +862,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         description='Download and verify the data sets main.py trains on, into DATA_DIR/<dataset>.',
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('datasets', nargs='+', metavar='DATASET', help='mnist and/or celebA')
+    parser.add_argument('datasets', nargs='+', metavar='DATASET',
+                        help='mnist, celebA, and/or inception (the graph for FID)')
     parser.add_argument('--data_dir', default='./data', help='root of the data sets (default ./data)')
     parser.add_argument('--mirror', action='append', default=[], metavar='URL',
                         help='a folder URL (http://, https://, file:// or a local path) tried before the '
@@ -805,7 +881,7 @@ def parse_args(argv):
                            '`python main.py --dataset NAME --train` instead\n'
                         % (parser.prog, args.data_dir.rstrip('/')))
         if requested.lower() not in DATASET_NAMES:
-            parser.error('unknown data set %r: choose mnist or celebA' % requested)
+            parser.error('unknown data set %r: choose mnist, celebA or inception' % requested)
         if DATASET_NAMES[requested.lower()] not in datasets:
             datasets.append(DATASET_NAMES[requested.lower()])
     args.datasets = datasets
@@ -815,7 +891,7 @@ def parse_args(argv):
 def main(argv=None):
     """Runs the command line; returns the exit status (0 ok, 1 failure, 130 interrupted)."""
     args = parse_args(argv)
-    fetchers = {'mnist': fetch_mnist, 'celebA': fetch_celeba}
+    fetchers = {'mnist': fetch_mnist, 'celebA': fetch_celeba, 'inception': fetch_inception}
     try:
         if os.environ.get(SETTINGS_ENV):
             apply_settings_file(os.environ[SETTINGS_ENV])
@@ -827,7 +903,7 @@ def main(argv=None):
         for dataset in args.datasets:
             print(fetchers[dataset](args.data_dir, mirrors, args.quiet), flush=True)
         if args.prepare:
-            run_prepare(args.datasets, args.data_dir)
+            run_prepare([d for d in args.datasets if d != 'inception'], args.data_dir)
     except DownloadError as error:
         print('download.py: error: %s.' % str(error).rstrip('.'), file=sys.stderr)
         return 1
