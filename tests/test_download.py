@@ -752,4 +752,4 @@ def test_command_line_refuses_lsun_and_unknown_names(cli):
     lsun = cli('lsun')
     assert lsun.returncode == 2 and '--dataset NAME' in lsun.stderr and 'Traceback' not in lsun.stderr
     unknown = cli('cifar')
-    assert unknown.returncode == 2 and 'choose mnist or celebA' in unknown.stderr
+    assert unknown.returncode == 2 and 'choose mnist, celebA or inception' in unknown.stderr
