@@ -1,0 +1,536 @@
+"""Sample-quality metrics: Frechet distance, KID, an MNIST classifier's scores, Inception FID, metrics.jsonl."""
+import collections
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import warnings
+
+import numpy as np
+import scipy
+import scipy.linalg
+
+from tf_compat import tf
+
+from data import MNIST_FILES, epoch_permutation, find_mnist_file, read_idx
+from ops import conv2d, linear
+
+# ---- Frechet distance and KID (numpy only) --------------------------------------------------------------
+FD_EPS = 1e-6  # added to both covariance diagonals when the square root of their product is not finite
+FD_MAX_IMAGINARY = 1e-3  # a larger imaginary part on the diagonal of that root is an error, not round-off
+
+# scipy 1.16 deprecated sqrtm's `disp` (and with it the (root, error) pair); older scipy prints to stdout
+# without disp=False.
+_SQRTM_DISP = tuple(int(part) for part in scipy.__version__.split('.')[:2]) < (1, 16)
+
+
+def _sqrtm(matrix):
+    with warnings.catch_warnings():
+        # "Matrix is singular and may not have a square root": frechet_distance checks the result instead
+        warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
+        if _SQRTM_DISP:
+            return scipy.linalg.sqrtm(matrix, disp=False)[0]
+        return scipy.linalg.sqrtm(matrix)
+
+
+def feature_stats(features):
+    """Mean [D] and covariance [D, D] (float64) of features [N, D], N >= 2."""
+    features = np.asarray(features, np.float64)
+    if features.ndim != 2 or len(features) < 2:
+        raise ValueError('feature_stats needs features [N, D] with N >= 2, got shape %s' % (features.shape,))
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, eps=FD_EPS):
+    """Frechet distance between the Gaussians N(mu1, sigma1) and N(mu2, sigma2), as a float:
+
+        |mu1 - mu2|^2 + tr(sigma1) + tr(sigma2) - 2 tr(sqrtm(sigma1 sigma2))
+
+    Nearly singular covariances (fewer samples than dimensions) are handled as in the TTUR reference
+    code: when the root of the product is not finite, eps * I is added to both diagonals and it is taken
+    again. A negligible imaginary part of the root (round-off) is dropped; a large one is a ValueError.
+    """
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
+        raise ValueError('means %s, %s and covariances %s, %s do not match'
+                         % (mu1.shape, mu2.shape, sigma1.shape, sigma2.shape))
+    diff = mu1 - mu2
+    covmean = _sqrtm(sigma1.dot(sigma2))
+    if not np.isfinite(covmean).all():
+        offset = np.eye(len(mu1)) * eps
+        covmean = _sqrtm((sigma1 + offset).dot(sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        imaginary = np.abs(np.diagonal(covmean).imag).max()
+        if imaginary > FD_MAX_IMAGINARY:
+            raise ValueError('the square root of the covariance product has an imaginary part of %g: '
+                             'the covariances are not valid (too few or non-finite features?)' % imaginary)
+        covmean = covmean.real
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+
+
+def polynomial_kernel(x, y):
+    """KID's kernel k(x, y) = (x.y / d + 1)^3 between the rows of x [M, D] and y [N, D]: [M, N]."""
+    return (x.dot(y.T) / x.shape[1] + 1.0) ** 3
+
+
+def mmd2_unbiased(x, y):
+    """Unbiased estimate of the squared MMD between samples x [M, D] and y [N, D] (cubic kernel)."""
+    m, n = len(x), len(y)
+    k_xx, k_yy, k_xy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
+    within_x = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
+    within_y = (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
+    return float(within_x + within_y - 2.0 * k_xy.mean())
+
+
+def kernel_inception_distance(features1, features2, subsets=100, subset_size=1000, seed=0):
+    """KID (Binkowski et al. 2018) of features [N1, D] and [N2, D]: (mean, std) of the unbiased MMD^2
+    over `subsets` random subsets of min(subset_size, N1, N2) rows of each set, drawn with seed."""
+    features1, features2 = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
+    size = min(subset_size, len(features1), len(features2))
+    if size < 2 or features1.shape[1:] != features2.shape[1:]:
+        raise ValueError('KID needs two feature sets [N, D] of the same D with N >= 2, got %s and %s'
+                         % (features1.shape, features2.shape))
+    rng = np.random.RandomState(seed)
+    values = [mmd2_unbiased(features1[rng.choice(len(features1), size, replace=False)],
+                            features2[rng.choice(len(features2), size, replace=False)])
+              for _ in range(subsets)]
+    return float(np.mean(values)), float(np.std(values))
+
+
+# ---- the MNIST classifier ----------------------------------------------------------------------------
+CLASSIFIER_SCOPE = 'mnist_classifier'  # apart from the GAN's 'generator' and 'discriminator'
+CLASSIFIER_CHECKPOINT = 'classifier.ckpt'  # checkpoint prefix inside the classifier folder
+CLASSIFIER_INFO = 'classifier.json'  # test accuracy and training settings, written last
+CLASSIFIER_FEATURES = 1024  # width of the penultimate layer, the features of the Frechet distance
+CLASSIFIER_MIN_ACCURACY = 0.99  # on the 10,000 MNIST test digits
+
+ClassifierNet = collections.namedtuple('ClassifierNet', 'logits probabilities features')
+
+
+def mnist_classifier_net(images, dropout_rate=0.0):
+    """Maps digits [N, 28, 28, 1] in [0, 1] to class logits [N, 10], probabilities and the penultimate
+    features [N, 1024] (ReLU outputs, before dropout); variables under CLASSIFIER_SCOPE."""
+    with tf.variable_scope(CLASSIFIER_SCOPE, reuse=tf.AUTO_REUSE):
+        h = images
+        for i, filters in enumerate((32, 64)):  # N, 14, 14, 32 -> N, 7, 7, 64
+            fan_in = 25 * int(h.get_shape()[-1])
+            h = tf.nn.relu(conv2d(h, filters, kernel=5, stride=1, stddev=math.sqrt(2.0 / fan_in),
+                                  name='conv%d' % i))
+            h = tf.nn.max_pool(h, [1, 2, 2, 1], [1, 2, 2, 1], 'SAME')
+        h = tf.reshape(h, [-1, 7 * 7 * 64])  # N, 3136
+        features = tf.nn.relu(linear(h, CLASSIFIER_FEATURES, 'fc0', stddev=math.sqrt(2.0 / (7 * 7 * 64))))
+        h = tf.nn.dropout(features, rate=dropout_rate)  # N, 1024
+        logits = linear(h, 10, 'fc1', stddev=math.sqrt(1.0 / CLASSIFIER_FEATURES))  # N, 10
+        return ClassifierNet(logits, tf.nn.softmax(logits), features)
+
+
+def classifier_variables():
+    """The classifier's weights (its optimizer's slots and counters are not saved)."""
+    return tf.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES, scope=CLASSIFIER_SCOPE + '/')
+
+
+def digits_in_unit_range(images):
+    """Digits as float32 [N, 28, 28, 1] in [0, 1]: uint8 is divided by 255, floats are taken as they are."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.shape[1:] != (28, 28, 1):
+        raise ValueError('expected digits [N, 28, 28, 1] or [N, 28, 28], got shape %s' % (images.shape,))
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 255.0
+    return images.astype(np.float32)
+
+
+def classifier_learning_rate(step, steps, base=1e-3, final=0.05):
+    """Cosine decay of Adam's learning rate from base to final * base over the training steps."""
+    progress = min(1.0, step / float(max(1, steps)))
+    return base * (final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def train_mnist_classifier(images_u8, labels, out_path, steps=3000, batch_size=128, seed=0, log=print):
+    """Trains the classifier with Adam and dropout on digits [N, 28, 28, 1] (uint8) and labels [N];
+    saves only its weights to the folder out_path. Returns a dict of the training settings and time."""
+    labels = np.asarray(labels, np.int64)
+    if len(images_u8) != len(labels) or len(labels) < batch_size:
+        raise ValueError('need at least batch_size=%d digits with one label each, got %d digits and %d labels'
+                         % (batch_size, len(images_u8), len(labels)))
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(seed)
+        images_in = tf.placeholder(tf.float32, [None, 28, 28, 1], name='images')
+        labels_in = tf.placeholder(tf.int64, [None], name='labels')
+        learning_rate = tf.placeholder(tf.float32, [], name='learning_rate')
+        net = mnist_classifier_net(images_in, dropout_rate=0.5)
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels_in, logits=net.logits))
+        accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(net.logits, 1), labels_in), tf.float32))
+        variables = classifier_variables()
+        train_op = tf.train.AdamOptimizer(learning_rate).minimize(loss, var_list=variables)
+        saver = tf.train.Saver(var_list=variables, max_to_keep=1)
+        init = tf.global_variables_initializer()
+    graph.finalize()
+
+    per_epoch = len(labels) // batch_size
+    start = time.time()
+    with tf.Session(graph=graph, config=_session_config()) as sess:
+        sess.run(init)
+        for step in range(steps):
+            epoch, index = divmod(step, per_epoch)
+            batch = np.sort(epoch_permutation(len(labels), seed, epoch)[index * batch_size:(index + 1) * batch_size])
+            feed = {images_in: digits_in_unit_range(images_u8[batch]), labels_in: labels[batch],
+                    learning_rate: classifier_learning_rate(step, steps)}
+            _, loss_value, accuracy_value = sess.run([train_op, loss, accuracy], feed)
+            if (step + 1) % max(1, steps // 10) == 0 or step + 1 == steps:
+                log('mnist classifier: step %d/%d, loss %.4f, batch accuracy %.3f, %.0f s'
+                    % (step + 1, steps, loss_value, accuracy_value, time.time() - start))
+        os.makedirs(out_path, exist_ok=True)
+        saver.save(sess, os.path.join(out_path, CLASSIFIER_CHECKPOINT), write_meta_graph=False, write_state=False)
+    return {'steps': steps, 'batch_size': batch_size, 'seed': seed, 'train_digits': len(labels),
+            'seconds': round(time.time() - start, 1)}
+
+
+def _session_config():
+    config = tf.ConfigProto(allow_soft_placement=True)
+    config.gpu_options.allow_growth = True  # leave the card's memory to the GAN's session beside it
+    return config
+
+
+class MnistClassifier(object):
+    """The trained classifier in its own tf.Graph and Session, so it can be used next to a GAN's graph.
+
+    MnistClassifier(folder) loads what train_mnist_classifier saved there; close() (or `with`) frees it.
+    """
+
+    def __init__(self, path):
+        prefix = os.path.join(path, CLASSIFIER_CHECKPOINT)
+        if not os.path.isfile(prefix + '.index'):
+            raise IOError('%s holds no trained MNIST classifier (%s.index is missing).' % (path, prefix))
+        self.path = path
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.images = tf.placeholder(tf.float32, [None, 28, 28, 1], name='images')
+            self.net = mnist_classifier_net(self.images)
+            saver = tf.train.Saver(var_list=classifier_variables())
+        self.graph.finalize()
+        self.sess = tf.Session(graph=self.graph, config=_session_config())
+        saver.restore(self.sess, prefix)
+        self._memo = {}  # statistics (and floors) of the reference sets, which every evaluation uses again
+
+    def run(self, images, batch_size=500):
+        """ClassifierNet of numpy arrays (logits [N, 10], probabilities, features [N, 1024]) for digits
+        [N, 28, 28(, 1)]: uint8 in [0, 255] or floats in [0, 1]."""
+        outputs = []
+        for start in range(0, len(images), batch_size):
+            feed = {self.images: digits_in_unit_range(images[start:start + batch_size])}
+            outputs.append(self.sess.run(self.net, feed))
+        if not outputs:
+            raise ValueError('no digits to classify')
+        return ClassifierNet(*[np.concatenate(parts) for parts in zip(*outputs)])
+
+    def predict(self, images):
+        """Class labels [N] (int64) of digits."""
+        return np.argmax(self.run(images).logits, axis=1)
+
+    def accuracy(self, images, labels):
+        """Fraction of digits classified as their label."""
+        return float(np.mean(self.predict(images) == np.asarray(labels)))
+
+    def remember(self, key, compute):
+        """compute() the first time key is asked for, the remembered value after that."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def feature_stats(self, images):
+        """feature_stats of the digits' features, remembered by content: for reference sets, which recur."""
+        return self.remember(('stats', content_key(images)), lambda: feature_stats(self.run(images).features))
+
+    def close(self):
+        self.sess.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def content_key(array):
+    """Digest of an array's shape, type and values."""
+    array = np.ascontiguousarray(array)
+    return hashlib.sha1(array.tobytes() + str((array.shape, array.dtype.str)).encode()).hexdigest()
+
+
+def classifier_dir(data_dir):
+    """Folder of the cached MNIST classifier: <data_dir>/mnist/classifier."""
+    return os.path.join(data_dir, 'mnist', 'classifier')
+
+
+def load_mnist_part(folder, part):
+    """One part of MNIST ('train' or 'test') as uint8 images [N, 28, 28, 1] and uint8 labels [N]."""
+    image_name, label_name = MNIST_FILES[part]
+    image_path, label_path = find_mnist_file(folder, image_name), find_mnist_file(folder, label_name)
+    if image_path is None or label_path is None:
+        raise IOError('%s is missing %s or %s (python download.py mnist fetches them).'
+                      % (folder, image_name, label_name))
+    return read_idx(image_path)[..., None], read_idx(label_path)
+
+
+def ensure_mnist_classifier(data_dir, steps=3000, batch_size=128, seed=0, log=print):
+    """The MNIST classifier cached in <data_dir>/mnist/classifier, trained there once if missing.
+
+    Training uses the 60,000 training digits; the test accuracy goes into classifier.json beside the
+    checkpoint (below CLASSIFIER_MIN_ACCURACY it is warned about). Returns a loaded MnistClassifier.
+    """
+    folder = classifier_dir(data_dir)
+    if os.path.isfile(os.path.join(folder, CLASSIFIER_INFO)):
+        return MnistClassifier(folder)
+    mnist = os.path.join(data_dir, 'mnist')
+    train_images, train_labels = load_mnist_part(mnist, 'train')
+    test_images, test_labels = load_mnist_part(mnist, 'test')
+    log('training the MNIST classifier for the sample scores once (%d steps of %d digits); it is kept in %s'
+        % (steps, batch_size, folder))
+    tmp = '%s.tmp%d' % (folder, os.getpid())  # renamed when complete: no half-written classifier is used
+    shutil.rmtree(tmp, ignore_errors=True)
+    info = train_mnist_classifier(train_images, train_labels, tmp, steps, batch_size, seed, log)
+    with MnistClassifier(tmp) as classifier:
+        info['test_accuracy'] = classifier.accuracy(test_images, test_labels)
+    info['test_digits'] = len(test_labels)
+    with open(os.path.join(tmp, CLASSIFIER_INFO), 'w') as f:
+        json.dump(info, f, indent=1)
+    log('mnist classifier: test accuracy %.4f on %d digits, trained in %.0f s'
+        % (info['test_accuracy'], len(test_labels), info['seconds']))
+    if info['test_accuracy'] < CLASSIFIER_MIN_ACCURACY:
+        print('warning: the MNIST classifier reaches only %.4f test accuracy (expected >= %.2f); delete %s to '
+              'train it again.' % (info['test_accuracy'], CLASSIFIER_MIN_ACCURACY, folder), file=sys.stderr)
+    if os.path.isfile(os.path.join(folder, CLASSIFIER_INFO)):  # another process finished first: use its
+        shutil.rmtree(tmp)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)  # a folder without classifier.json is not a finished one
+        os.rename(tmp, folder)
+    return MnistClassifier(folder)
+
+
+def mnist_reference_sets(data_dir, floor_size=10000, seed=0):
+    """(test digits, a random sample of floor_size training digits), uint8 [N, 28, 28, 1], for mnist_scores."""
+    mnist = os.path.join(data_dir, 'mnist')
+    test_images, _ = load_mnist_part(mnist, 'test')
+    train_images, _ = load_mnist_part(mnist, 'train')
+    pick = np.random.RandomState(seed).choice(len(train_images), min(floor_size, len(train_images)), replace=False)
+    return test_images, train_images[np.sort(pick)]
+
+
+def mnist_scores(classifier, generated_u8, generated_labels, test_u8, train_u8_sample=None):
+    """Scores of generated digits by the MNIST classifier, as a dict:
+
+    label_accuracy: fraction of generated digits classified as the class they were generated for
+        (None without generated_labels);
+    fd: Frechet distance between the classifier features of the generated and of the test digits;
+    fd_floor: the same for real training digits (train_u8_sample) against the test digits, the value
+        a perfect generator would reach at that sample size (None without train_u8_sample);
+    n: number of generated digits.
+    Digits are uint8 in [0, 255] or floats in [0, 1]. Use thousands of them: with fewer than the
+    1,024 feature dimensions the covariance is singular and fd grows.
+    """
+    generated = classifier.run(generated_u8)
+    label_accuracy = None
+    if generated_labels is not None:
+        label_accuracy = float(np.mean(np.argmax(generated.logits, 1) == np.asarray(generated_labels)))
+    test_stats = classifier.feature_stats(test_u8)
+    fd = frechet_distance(*(feature_stats(generated.features) + test_stats))
+    fd_floor = None
+    if train_u8_sample is not None:  # the same at every evaluation: computed once per classifier
+        fd_floor = classifier.remember(
+            ('fd_floor', content_key(train_u8_sample), content_key(test_u8)),
+            lambda: frechet_distance(*(classifier.feature_stats(train_u8_sample) + test_stats)))
+    return {'label_accuracy': label_accuracy, 'fd': fd, 'fd_floor': fd_floor, 'n': len(generated.features)}
+
+
+# ---- Inception FID and KID for RGB data sets ------------------------------------------------------------
+# The frozen Inception-v3 graph of the FID papers (Heusel et al. 2017, TTUR code): download.py fetches
+# INCEPTION_URL and extracts INCEPTION_GRAPH_FILE from it.
+INCEPTION_URL = 'http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz'
+INCEPTION_ARCHIVE = 'inception-2015-12-05.tgz'
+INCEPTION_GRAPH_FILE = 'classify_image_graph_def.pb'
+# MD5 of INCEPTION_ARCHIVE: not verified here (no network); download.py must fill it in from a trusted copy.
+INCEPTION_ARCHIVE_MD5 = None
+INCEPTION_INPUT = 'ExpandDims:0'  # the decoded image with its batch dimension, [1, H, W, 3] in [0, 255]
+INCEPTION_OUTPUT = 'pool_3:0'  # [N, 1, 1, 2048]
+INCEPTION_SIZE = 299  # the graph resizes its input to 299x299 (bilinear); it is fed at that size
+
+
+def default_inception_path(data_dir):
+    """Where the frozen Inception graph is looked for: <data_dir>/inception-2015-12-05/classify_image_graph_def.pb."""
+    return os.path.join(data_dir, INCEPTION_ARCHIVE[:-len('.tgz')], INCEPTION_GRAPH_FILE)
+
+
+def accept_any_batch(graph_def):
+    """Rewrites recorded output shapes with a batch dimension of 1 to an unknown batch dimension.
+
+    The graph was frozen for one image at a time; the TTUR code patches the same shapes after import
+    so that batches flow through. Done on the GraphDef, this works on TF 1.15 and 2.x alike.
+    """
+    for node in graph_def.node:
+        if '_output_shapes' in node.attr:
+            for shape in node.attr['_output_shapes'].list.shape:
+                if len(shape.dim) and shape.dim[0].size == 1:
+                    shape.dim[0].size = -1
+    return graph_def
+
+
+class InceptionFeatures(object):
+    """The frozen Inception graph in its own tf.Graph and Session: pool_3 features [N, 2048] of images.
+
+    Batches of images are resized to 299x299 (bilinear, as the graph's own resize op) in [0, 255] and fed
+    in place of the graph's ExpandDims output, the batch-friendly input of the TTUR FID code.
+    """
+
+    def __init__(self, graph_path, batch_size=50):
+        if not os.path.isfile(graph_path):
+            raise IOError('%s not found: download %s and extract %s from it.'
+                          % (graph_path, INCEPTION_URL, INCEPTION_GRAPH_FILE))
+        graph_def = tf.GraphDef()
+        with open(graph_path, 'rb') as f:
+            graph_def.ParseFromString(f.read())
+        accept_any_batch(graph_def)
+        self.batch_size = batch_size
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.images = tf.placeholder(tf.float32, [None, None, None, 3], name='images')  # [0, 255]
+            resized = tf.image.resize_bilinear(self.images, [INCEPTION_SIZE, INCEPTION_SIZE], align_corners=False)
+            pool3, = tf.import_graph_def(graph_def, input_map={INCEPTION_INPUT: resized},
+                                         return_elements=[INCEPTION_OUTPUT], name='inception')
+            self.features_op = tf.reshape(pool3, [tf.shape(pool3)[0], -1])  # N, 2048
+        self.graph.finalize()
+        self.sess = tf.Session(graph=self.graph, config=_session_config())
+
+    def features(self, images_u8):
+        """float64 features [N, D] of uint8 images [N, H, W, 1 or 3] (grayscale is repeated to RGB)."""
+        images_u8 = np.asarray(images_u8)
+        if images_u8.dtype != np.uint8 or images_u8.ndim != 4 or images_u8.shape[-1] not in (1, 3):
+            raise ValueError('expected uint8 images [N, H, W, 1 or 3], got %s %s' % (images_u8.dtype, images_u8.shape))
+        parts = []
+        for start in range(0, len(images_u8), self.batch_size):
+            batch = images_u8[start:start + self.batch_size].astype(np.float32)
+            if batch.shape[-1] == 1:
+                batch = np.repeat(batch, 3, axis=-1)
+            parts.append(self.sess.run(self.features_op, {self.images: batch}))
+        if not parts:
+            raise ValueError('no images to compute features of')
+        return np.concatenate(parts).astype(np.float64)
+
+    def close(self):
+        self.sess.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def fid_stats_path(data_dir, dataset, key):
+    """Cache of a data set's reference statistics: <data_dir>/<dataset>_prepared/fid_stats_<key>.npz."""
+    return os.path.join(data_dir, dataset + '_prepared', 'fid_stats_%s.npz' % key)
+
+
+ReferenceStats = collections.namedtuple('ReferenceStats', 'mu sigma kid_features images')
+
+
+def reference_stats(extractor, images, cache_path, max_images=50000, kid_images=10000, seed=0, log=print):
+    """ReferenceStats of a data set's uint8 images [N, H, W, C] (an array or np.load(..., mmap_mode='r')),
+    computed once from up to max_images of them (a seeded sample) and cached at cache_path (.npz).
+
+    kid_features keeps the features of up to kid_images of them for KID. A cache made from another
+    number of images is computed again.
+    """
+    if os.path.isfile(cache_path):
+        with np.load(cache_path) as cached:
+            if int(cached['images']) == len(images):
+                return ReferenceStats(cached['mu'], cached['sigma'], cached['kid_features'], int(cached['images']))
+        log('note: %s was made from another number of images; computing it again.' % cache_path)
+    rng = np.random.RandomState(seed)
+    picked = np.arange(len(images))
+    if len(images) > max_images:
+        picked = np.sort(rng.choice(len(images), max_images, replace=False))
+    log('computing reference features of %d images for FID (once; cached in %s)' % (len(picked), cache_path))
+    start, parts, chunk = time.time(), [], 1000
+    for offset in range(0, len(picked), chunk):
+        parts.append(extractor.features(np.asarray(images[picked[offset:offset + chunk]])))
+    features = np.concatenate(parts)
+    mu, sigma = feature_stats(features)
+    kid_features = features[np.sort(rng.permutation(len(features))[:kid_images])].astype(np.float32)
+    os.makedirs(os.path.dirname(os.path.abspath(cache_path)), exist_ok=True)
+    tmp = cache_path + '.tmp.npz'  # np.savez keeps a name ending in .npz as it is
+    np.savez(tmp, mu=mu, sigma=sigma, kid_features=kid_features, images=len(images))
+    os.replace(tmp, cache_path)
+    log('reference features done in %.0f s' % (time.time() - start))
+    return ReferenceStats(mu, sigma, kid_features, len(images))
+
+
+def fid_and_kid(extractor, generated_u8, reference, kid_subsets=100, kid_subset_size=1000, seed=0):
+    """FID and KID of generated uint8 images against ReferenceStats, as a dict: fid, kid, kid_std, n."""
+    features = extractor.features(generated_u8)
+    fid = frechet_distance(*(feature_stats(features) + (reference.mu, reference.sigma)))
+    kid, kid_std = kernel_inception_distance(features, reference.kid_features, kid_subsets, kid_subset_size, seed)
+    return {'fid': fid, 'kid': kid, 'kid_std': kid_std, 'n': len(features)}
+
+
+# ---- the run's metrics log ------------------------------------------------------------------------------
+METRICS_FILE = 'metrics.jsonl'
+
+
+def _plain(value):
+    """JSON-ready value: numpy scalars and arrays to Python, non-finite floats to None (strict JSON)."""
+    if isinstance(value, dict):
+        return dict((str(k), _plain(v)) for k, v in value.items())
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def append_metrics(run_dir, record):
+    """Appends one evaluation (a dict with at least 'step'; scores and settings) as a JSON line to
+    <run_dir>/metrics.jsonl, with the wall-clock time; returns that path."""
+    if 'step' not in record:
+        raise ValueError("a metrics record needs its 'step'")
+    line = dict(step=int(record['step']), time=round(time.time(), 3))
+    line.update((k, v) for k, v in record.items() if k != 'step')
+    path = os.path.join(run_dir, METRICS_FILE)
+    os.makedirs(run_dir, exist_ok=True)
+    with open(path, 'a') as f:
+        f.write(json.dumps(_plain(line), allow_nan=False) + '\n')
+    return path
+
+
+def read_metrics(run_dir):
+    """The records of <run_dir>/metrics.jsonl in order ([] without the file); an unfinished last line is skipped."""
+    path = os.path.join(run_dir, METRICS_FILE)
+    if not os.path.isfile(path):
+        return []
+    records = []
+    with open(path) as f:
+        for line in f:
+            if line.endswith('\n'):
+                records.append(json.loads(line))
+    return records
+
+
+def best_score_improved(previous_best, score, lower_is_better=True):
+    """True when score beats previous_best (None: nothing yet); a missing or non-finite score never does."""
+    if score is None or not math.isfinite(score):
+        return False
+    if previous_best is None or not math.isfinite(previous_best):
+        return True
+    return score < previous_best if lower_is_better else score > previous_best
