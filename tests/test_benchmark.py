@@ -1,0 +1,94 @@
+"""tools/benchmark.py: its pure helpers, and a quick run of one tiny configuration to a table and JSON."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+sys.path.insert(0, os.path.join(REPO, 'tools'))
+import benchmark  # noqa: E402  (imports no TensorFlow: children do)
+
+SCRIPT = os.path.join(REPO, 'tools', 'benchmark.py')
+
+
+def run_benchmark(*args, timeout=300):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+    return subprocess.run([sys.executable, SCRIPT] + [str(a) for a in args], cwd=REPO, env=env, timeout=timeout,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+
+
+def test_flops_per_image_reproduce_the_reference():
+    # forward GFLOP of the 64x64 G and D (reference.md section 7) give its 3.9 and 5.5 per image
+    assert benchmark.gflop_per_image(0.326, 0.324, 1) == pytest.approx(3.9, abs=0.01)
+    assert benchmark.gflop_per_image(0.326, 0.324, 2) == pytest.approx(5.5, abs=0.03)
+
+
+def test_rate_stats_median_and_spread():
+    stats = benchmark.rate_stats([1.0, 2.0, 0.5, 1.0, 1.0], batch=64)
+    assert stats['images_per_s'] == 64.0
+    assert stats['min'] == 32.0 and stats['max'] == 128.0
+    assert stats['min'] <= stats['p10'] <= stats['images_per_s'] <= stats['p90'] <= stats['max']
+
+
+def test_config_names():
+    assert benchmark.parse_config('dcgan64_g2_prepared') == dict(
+        name='dcgan64_g2_prepared', net='dcgan64_g2', input='prepared', mixed=False)
+    assert benchmark.parse_config('mnist_bare_mixed')['mixed']
+    for bad in ('dcgan64_prepared', 'mnist', 'mnist_disk', 'mnist_bare_fp16'):
+        with pytest.raises(ValueError):
+            benchmark.parse_config(bad)
+
+
+def test_targets_say_pass_or_miss_and_by_how_much():
+    def row(net, inp, rate, mixed=False, precision='float32'):
+        return dict(name=net + '_' + inp, net=net, input=inp, mixed=mixed, status='ok', images_per_s=rate,
+                    precision=precision, losses_finite=True, g_steps=benchmark.NETS[net]['g_steps'],
+                    counted_gflop_per_image=0.5)
+    rows = [row('dcgan64_g2', 'bare', 100.0), row('dcgan64_g2', 'synthetic', 96.0),
+            row('dcgan64_g2', 'prepared', 80.0), row('dcgan64_g2', 'synthetic', 150.0, True, 'bfloat16 mixed')]
+    benchmark.add_derived(rows, reachable=600.0)
+    assert rows[2]['ratio_to_floor'] == pytest.approx(0.8)
+    assert rows[2]['achieved_gflops'] == pytest.approx(80.0 * 5.5)
+    checks = dict((c['target'], c) for c in benchmark.check_targets(rows, tf_major=2))
+    floor = [c for t, c in checks.items() if '(c) >= 0.95 x bare' in t][0]
+    assert floor['status'] == 'PASS'
+    cache = [c for t, c in checks.items() if 'prepared uint8 cache >= 0.95' in t][0]
+    assert cache['status'] == 'MISS' and cache['by'] == '12% short'  # 80/96 = 0.833 of the needed 0.95
+    speed = [c for t, c in checks.items() if '3.0 x reference' in t][0]
+    assert speed['needed'] == pytest.approx(3 * 18.6) and speed['status'] == 'PASS'
+    mixed = [c for t, c in checks.items() if 'bfloat16 mixed / float32' in t][0]
+    assert mixed['measured'] == pytest.approx(150.0 / 96.0) and mixed['status'] == 'PASS'
+    reach = [c for t, c in checks.items() if 'prepared uint8 cache: achieved' in t][0]
+    assert reach['measured'] == pytest.approx(80.0 * 5.5 / 600.0) and reach['status'] == 'PASS'
+
+
+def test_unknown_config_is_a_usage_error():
+    result = run_benchmark('--configs', 'mnist_disk', timeout=60)
+    assert result.returncode == 2 and 'unknown configuration' in result.stdout
+
+
+def test_quick_run_prints_the_table_and_writes_json(tmp_path):
+    path = tmp_path / 'bench.json'
+    result = run_benchmark('--quick', '--configs', 'mnist_synthetic', 'mnist_folder', '--steps', 3, '--warmup', 1,
+                           '--json', path)
+    assert result.returncode == 0, result.stdout
+    assert 'reachable float32 compute' in result.stdout and 'mnist_synthetic' in result.stdout
+    with open(str(path)) as f:
+        report = json.load(f)
+    for key in ('tf_version', 'machine', 'compute', 'reachable_gflops', 'settings', 'references', 'rows', 'targets'):
+        assert key in report
+    assert set(report['machine']['flags']) >= {'avx512f', 'avx512_bf16', 'amx_bf16'}
+    assert report['reachable_gflops'] > 0
+    rows = dict((r['name'], r) for r in report['rows'])
+    run = rows['mnist_synthetic']
+    assert run['status'] == 'ok' and run['precision'] == 'float32' and len(run['step_seconds']) == 3
+    assert run['images_per_s'] > 0 and run['min'] <= run['images_per_s'] <= run['max']
+    assert run['losses_finite'] and run['peak_rss_mb'] > 100  # TensorFlow alone is more than that
+    assert 0 < run['input_ms_per_batch'] < 1000
+    assert run['ratio_to_floor'] is None  # no bare-graph run of this network in this report
+    assert run['achieved_gflops'] == pytest.approx(run['images_per_s'] * run['gflop_per_image'])
+    assert 0.4 < run['gflop_per_image'] < 0.7  # the conditional MNIST step, counted from its graph
+    assert rows['mnist_folder']['status'] == 'n/a'
