@@ -1,7 +1,6 @@
 """DCGAN training and sampling: flags, their validation, the training loop, and the post-training modes."""
 import argparse
 import collections
-import json
 import math
 import os
 import signal
@@ -319,8 +318,7 @@ def train(flags, dataset, run_dir, device, precision):
     image_shape = [batch, flags.output_height, flags.output_width, dataset.channels]
     inputs = make_input(flags, dataset, image_shape, steps_per_epoch, epochs)
     real = tf.cast(inputs.images, tf.float32) * ((high - low) / 255.0) + low  # uint8 -> data range
-    labels_u8 = inputs.labels
-    y = tf.one_hot(tf.cast(labels_u8, tf.int32), 10) if cfg.y_dim else None
+    y = tf.one_hot(tf.cast(inputs.labels, tf.int32), 10) if cfg.y_dim else None
     z = model.sample_latents(batch, cfg.z_dim, flags.z_dist)
     hparams = model.train_hparams(flags.learning_rate, flags.beta1, flags.g_steps, flags.d_learning_rate,
                                   flags.g_learning_rate, flags.ema_decay)
@@ -328,7 +326,6 @@ def train(flags, dataset, run_dir, device, precision):
     sampler = model.build_sampler(cfg, use_ema=flags.ema_decay > 0)
     summaries = summary_op(tf, train_ops, z, flags.G_img_sum)
     saver = tf.train.Saver(max_to_keep=flags.max_to_keep)  # built after the optimisers: Adam state is saved
-    best_saver = tf.train.Saver(max_to_keep=1)
     evaluator = make_evaluator(flags, cfg) if flags.eval_freq else None
     print('parameters: generator %s, discriminator %s' % (
         format(model.count_parameters(model.GENERATOR_SCOPE), ','),
@@ -340,62 +337,20 @@ def train(flags, dataset, run_dir, device, precision):
     sess = devices.make_session(device, devices.session_config(device, precision, npu_options(flags, run_dir)))
     with sess:
         # ---- start or resume
-        resume_from = runs.latest_checkpoint(checkpoint_dir)
-        start_from = resume_from or flags.init_checkpoint or None
-        if start_from:
-            missing = runs.restore(sess, start_from)
-            step = int(sess.run(train_ops.global_step))
-            if 'global_step' in missing:
-                step = runs.step_from_path(start_from)
-                sess.run(train_ops.global_step.assign(step))
-            print('%s %s at step %d.' % ('resumed from' if resume_from else 'initialised from', start_from, step))
-            if missing:
-                print('initialised fresh (not in that checkpoint): %d variables, e.g. %s'
-                      % (len(missing), ', '.join(missing[:4])))
-            if not resume_from:  # a foreign checkpoint's step belongs to another run
-                step = 0
-                sess.run(train_ops.global_step.assign(0))
-        else:
-            sess.run(tf.global_variables_initializer())
-            step = 0
-        if resume_from:  # let max_to_keep also count the checkpoints of earlier sessions of this run
-            saver.recover_last_checkpoints(tf.train.get_checkpoint_state(checkpoint_dir).all_model_checkpoint_paths)
+        step = start_or_resume(sess, saver, train_ops.global_step, checkpoint_dir, flags.init_checkpoint)
         inputs.initialize(sess, step)
         step_op, steps_per_run = train_ops.step, flags.iterations_per_loop
         if steps_per_run > 1:  # the NPU runs that many steps per sess.run, data and latents in the graph
             step_op = __import__('npu').set_iterations_per_loop(sess, train_ops.step, steps_per_run)
         writer = tf.summary.FileWriter(runs.subdir(run_dir, 'logs'), sess.graph if step == 0 else None)
-        sample_z, sample_y = runs.fixed_latents(run_dir, lambda: sample_inputs(flags, cfg))
-        reals_path = os.path.join(sample_dir, 'reals.png')
-        if not os.path.isfile(reals_path):
-            first = dataset.source.batch(data.epoch_permutation(len(dataset.source), flags.seed, 0)[:batch], 0)
-            utils.save_image(reals_path, utils.make_grid(first[0]))
-
-        def save_samples(at_step):
-            feed = {sampler.z: sample_z}
-            if sampler.y is not None:
-                feed[sampler.y] = sample_y
-            grid_rows = 10 if sampler.y is not None else None
-            images = utils.to_uint8(sess.run(sampler.images, feed), (low, high))
-            grid = utils.make_grid(images, grid_rows, len(images) // 10 if grid_rows else None)
-            utils.save_image(os.path.join(sample_dir, 'train_%08d.png' % at_step), grid)
+        grids = SampleGrids(sess, sampler, runs.fixed_latents(run_dir, lambda: sample_inputs(flags, cfg)),
+                            sample_dir, (low, high))
+        grids.save_reals(dataset.source, flags.seed, batch)
+        keeper = BestKeeper(sess, evaluator, run_dir, os.path.join(checkpoint_dir, 'best', 'model.b%d' % batch),
+                            inference.Generator(sess, sampler, cfg), writer) if evaluator else None
 
         def save_checkpoint(at_step):
             saver.save(sess, checkpoint_prefix, global_step=at_step)
-
-        best = {'score': min_score(run_dir, evaluator)}
-
-        def evaluate_and_keep_best(at_step):
-            record = evaluator(inference.Generator(sess, sampler, cfg), at_step, run_dir)
-            score = evaluator.score(record)
-            writer.add_summary(tf.Summary(value=[tf.Summary.Value(tag='eval/' + k, simple_value=float(v))
-                                                 for k, v in sorted(record.items())
-                                                 if isinstance(v, float) and np.isfinite(v)]), at_step)
-            if __import__('metrics').best_score_improved(best['score'], score):
-                best['score'] = score
-                path = best_saver.save(sess, os.path.join(checkpoint_dir, 'best', 'model.b%d' % batch),
-                                       global_step=at_step, latest_filename='checkpoint')
-                print('best %s so far (%.4f): saved %s' % (evaluator.score_name, score, path))
 
         # ---- the loop
         print('training %s for %d steps (%d per epoch, batch %d) from step %d on %s, %s'
@@ -418,11 +373,11 @@ def train(flags, dataset, run_dir, device, precision):
                 raise TrainingDiverged('losses became %s at step %d; checkpoint saved. Lower --learning_rate '
                                        'or restart from an earlier run.' % ((d_loss, g_loss), step))
             if crossed(step, steps_per_run, flags.sample_freq):
-                save_samples(step)
+                grids.save(step)
             if crossed(step, steps_per_run, flags.ckpt_freq):
                 save_checkpoint(step)
-            if evaluator is not None and crossed(step, steps_per_run, flags.eval_freq):
-                evaluate_and_keep_best(step)
+            if keeper and crossed(step, steps_per_run, flags.eval_freq):
+                keeper.evaluate(step)
             if crossed(step, steps_per_run, steps_per_epoch):
                 seconds = time.time() - epoch_start[0]
                 skipped = dataset.source.skipped(epoch)
@@ -434,7 +389,7 @@ def train(flags, dataset, run_dir, device, precision):
         # ---- finish: always leave a checkpoint and a final grid
         save_checkpoint(step)
         if step % flags.sample_freq:
-            save_samples(step)
+            grids.save(step)
         writer.close()
         if stop.signum is not None:
             print('stopped at step %d by %s; checkpoint saved in %s. Run the same command to resume.'
@@ -444,22 +399,92 @@ def train(flags, dataset, run_dir, device, precision):
         return 0
 
 
+def start_or_resume(sess, saver, global_step, checkpoint_dir, init_checkpoint):
+    """Restores the run's newest checkpoint (resume), else --init_checkpoint (a new run from its
+    weights, step 0), else initialises; returns the global step to continue from."""
+    from tf_compat import tf
+    import runs
+    resume_from = runs.latest_checkpoint(checkpoint_dir)
+    start_from = resume_from or init_checkpoint
+    if not start_from:
+        sess.run(tf.global_variables_initializer())
+        return 0
+    missing = runs.restore(sess, start_from)
+    step = int(sess.run(global_step))
+    if 'global_step' in missing:  # the reference kept its step only in the file name
+        step = runs.step_from_path(start_from)
+    print('%s %s at step %d.' % ('resumed from' if resume_from else 'initialised from', start_from, step))
+    if missing:
+        print('initialised fresh (not in that checkpoint): %d variables, e.g. %s'
+              % (len(missing), ', '.join(missing[:4])))
+    if not resume_from:
+        step = 0  # a foreign checkpoint's step belongs to another run
+    else:  # let max_to_keep also count the checkpoints of earlier sessions of this run
+        saver.recover_last_checkpoints(tf.train.get_checkpoint_state(checkpoint_dir).all_model_checkpoint_paths)
+    sess.run(global_step.assign(step))
+    return step
+
+
+class SampleGrids(object):
+    """Writes the grids of the fixed latents (MNIST: one digit class per row) and the grid of reals."""
+
+    def __init__(self, sess, sampler, latents, sample_dir, value_range):
+        self.sess, self.sampler, self.sample_dir, self.value_range = sess, sampler, sample_dir, value_range
+        self.feed = {sampler.z: latents[0]}
+        if sampler.y is not None:
+            self.feed[sampler.y] = latents[1]
+
+    def save(self, step):
+        import utils
+        images = utils.to_uint8(self.sess.run(self.sampler.images, self.feed), self.value_range)
+        rows = 10 if self.sampler.y is not None else None
+        grid = utils.make_grid(images, rows, len(images) // 10 if rows else None)
+        utils.save_image(os.path.join(self.sample_dir, 'train_%08d.png' % step), grid)
+
+    def save_reals(self, source, seed, batch):
+        """reals.png, once per run: the first batch of the first epoch."""
+        import data
+        import utils
+        path = os.path.join(self.sample_dir, 'reals.png')
+        if not os.path.isfile(path):
+            images, _ = source.batch(data.epoch_permutation(len(source), seed, 0)[:batch], 0)
+            utils.save_image(path, utils.make_grid(images))
+
+
+class BestKeeper(object):
+    """Evaluates during training (--eval_freq), logs the scores to TensorBoard, and keeps the checkpoint
+    with the best score so far (also across resumed sessions of the run) under checkpoint/best/."""
+
+    def __init__(self, sess, evaluator, run_dir, prefix, generator, writer):
+        from tf_compat import tf
+        import metrics
+        self.sess, self.evaluator, self.run_dir, self.prefix = sess, evaluator, run_dir, prefix
+        self.generator, self.writer = generator, writer
+        self.saver = tf.train.Saver(max_to_keep=1)
+        scores = [evaluator.score(r) for r in metrics.read_metrics(run_dir)]
+        scores = [s for s in scores if s is not None]
+        self.best = min(scores) if scores else None
+
+    def evaluate(self, step):
+        from tf_compat import tf
+        import metrics
+        record = self.evaluator(self.generator, step, self.run_dir)
+        values = [tf.Summary.Value(tag='eval/' + k, simple_value=float(v)) for k, v in sorted(record.items())
+                  if isinstance(v, float) and np.isfinite(v)]
+        self.writer.add_summary(tf.Summary(value=values), step)
+        score = self.evaluator.score(record)
+        if metrics.best_score_improved(self.best, score):
+            self.best = score
+            path = self.saver.save(self.sess, self.prefix, global_step=step, latest_filename='checkpoint')
+            print('best %s so far (%.4f): saved %s' % (self.evaluator.score_name, score, path))
+
+
 def make_evaluator(flags, cfg):
     import evaluate
     try:
         return evaluate.Evaluator(flags, cfg)
     except evaluate.EvaluationError as error:
         raise UsageError(str(error))
-
-
-def min_score(run_dir, evaluator):
-    """The best score of the run's earlier evaluations (a resumed run keeps its best checkpoint), or None."""
-    if evaluator is None:
-        return None
-    import metrics
-    scores = [evaluator.score(r) for r in metrics.read_metrics(run_dir)]
-    scores = [s for s in scores if s is not None]
-    return min(scores) if scores else None
 
 
 def crossed(step, steps_per_run, every):
