@@ -512,20 +512,24 @@ def check_targets(rows, tf_major):
         if synthetic and floor:
             add('%s: (c) >= %.2f x bare-graph floor' % (net, INPUT_RATIO_TARGET),
                 synthetic['images_per_s'] / floor['images_per_s'], INPUT_RATIO_TARGET, 'x floor')
+    # speed against the reference: real input in float32, and any fed run in mixed precision
+    def speed_rows(net, inputs):
+        return [r for r in rows if r['net'] == net and r['status'] == 'ok' and r['input'] != 'bare'
+                and (r['input'] in inputs or r.get('mixed'))]
     factor = 3.0 if tf_major >= 2 else 1.3
-    for inp in ('folder', 'prepared'):
-        row = find(rows, 'dcgan64_g2', inp)
-        if row:
-            add('dcgan64_g2 %s: >= %.1f x reference %.1f img/s (TF %d.x)' % (input_label('dcgan64_g2', inp), factor,
-                                                                             REF_DCGAN64, tf_major),
-                row['images_per_s'], factor * REF_DCGAN64, 'img/s')
-    row = find(rows, 'mnist', 'prepared')
-    if row and tf_major >= 2:
-        add('mnist %s: >= 3 x reference %.0f img/s (TF 2.x)' % (MNIST_PREPARED, REF_MNIST),
-            row['images_per_s'], 3 * REF_MNIST, 'img/s')
-    elif row:
-        add('mnist %s: against the reference %.0f img/s (no target on TF 1.15)' % (MNIST_PREPARED, REF_MNIST),
-            row['images_per_s'], REF_MNIST, 'img/s', status='INFO')
+    for row in speed_rows('dcgan64_g2', ('folder', 'prepared')):
+        add('dcgan64_g2 %s, %s: >= %.1f x reference %.1f img/s (TF %d.x)' % (
+            row['input_label'], row['precision'], factor, REF_DCGAN64, tf_major),
+            row['images_per_s'], factor * REF_DCGAN64, 'img/s')
+    for row in speed_rows('mnist', ('prepared',)):
+        if tf_major >= 2:
+            add('mnist %s, %s: >= 3 x reference %.0f img/s (TF 2.x)' % (row['input_label'], row['precision'],
+                                                                        REF_MNIST),
+                row['images_per_s'], 3 * REF_MNIST, 'img/s')
+        else:
+            add('mnist %s, %s: against the reference %.0f img/s (no target on TF 1.15)' % (
+                row['input_label'], row['precision'], REF_MNIST), row['images_per_s'], REF_MNIST, 'img/s',
+                status='INFO')
     for net in NETS:
         for inp in INPUTS:
             fp32, mixed = find(rows, net, inp), find(rows, net, inp, mixed=True)
@@ -605,8 +609,9 @@ def format_table(report):
     lines.append('')
     lines.append('targets (issue, 2-core AVX-512 CPU, batch 64):')
     for check in report['targets']:
-        measured = '-' if check['measured'] is None else '%.2f %s' % (check['measured'], check['unit'])
-        needed = '' if check['needed'] is None else ' (target %.2f; %s)' % (check['needed'], check['by'])
+        digits = 1 if check['unit'] == 'img/s' else 3
+        measured = '-' if check['measured'] is None else '%.*f %s' % (digits, check['measured'], check['unit'])
+        needed = '' if check['needed'] is None else ' (target %.*f; %s)' % (digits, check['needed'], check['by'])
         lines.append('  %-9s %-72s %s%s%s' % (check['status'], check['target'], measured, needed,
                                               ', ' + check['note'] if check['note'] else ''))
     if any(c['status'] not in ('PASS', 'INFO') for c in report['targets']):
