@@ -231,7 +231,9 @@ def ema_shadow(variable):
     """The moving-average copy of a generator variable, created on first use. Its initial value is the
     variable's initial-value tensor: initialised in the same sess.run (as tf.global_variables_initializer
     does), both start from the same random draw."""
-    with tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE):
+    # A VariableScope object is entered as it is, so the name counts from the root wherever this is called
+    # (the sampler's custom getter calls it inside the layer's own scope).
+    with tf.variable_scope(tf.VariableScope(reuse=tf.AUTO_REUSE, name=''), auxiliary_name_scope=False):
         return tf.get_variable(variable.op.name + '/' + EMA_SUFFIX, initializer=variable.initial_value,
                                trainable=False, use_resource=True)
 

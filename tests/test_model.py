@@ -219,31 +219,45 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
             runs.restore(sess, path)
 
 
-def test_ema_of_generator_weights_differs_and_is_restored(tmp_path):
+def test_ema_of_generator_weights_is_updated_used_by_the_sampler_and_restored(tmp_path):
     cfg = model.net_config(16, 16, 1)
     real = tf.random_uniform([4, 16, 16, 1], -1, 1)
     hparams = model.train_hparams(1e-3, 0.5, 1, ema_decay=0.9)
     ops = model.build_train_ops(real, None, model.sample_latents(4, cfg.z_dim, 'uniform_signed'), cfg, hparams)
     sampler = model.build_sampler(cfg, use_ema=True)
-    raw = [v for v in tf.global_variables() if v.op.name == 'generator/g_h0_lin/Matrix'][0]
-    shadow = [v for v in tf.global_variables() if v.op.name == 'generator/g_h0_lin/Matrix/' + model.EMA_SUFFIX][0]
-    assert shadow not in tf.trainable_variables()
+    raw_sampler = model.build_sampler(cfg)
+    g_vars = model.network_variables(model.GENERATOR_SCOPE)
+    shadows = dict((v.op.name, v) for v in tf.global_variables() if model.EMA_SUFFIX in v.op.name)
+    # exactly one shadow per trainable generator variable, named as tf.train.ExponentialMovingAverage does
+    assert sorted(shadows) == sorted(v.op.name + '/' + model.EMA_SUFFIX for v in g_vars)
+    raw = [v for v in g_vars if v.op.name == 'generator/g_h0_lin/Matrix'][0]
+    shadow = shadows['generator/g_h0_lin/Matrix/' + model.EMA_SUFFIX]
     z = np.random.RandomState(0).uniform(-1, 1, [3, 100])
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
-        np.testing.assert_array_equal(sess.run(raw), sess.run(shadow))  # starts at the raw value
+        start = sess.run(raw)
+        np.testing.assert_array_equal(start, sess.run(shadow))  # starts at the raw value
         for _ in range(3):
             sess.run(ops.step)
+            previous = sess.run(shadow)
         raw_value, shadow_value = sess.run([raw, shadow])
-        assert not np.allclose(raw_value, shadow_value)
+        sess.run(ops.step)
+        # one more step moves the shadow 10% of the way to the new raw value
+        np.testing.assert_allclose(sess.run(shadow), 0.9 * shadow_value + 0.1 * sess.run(raw), atol=1e-6)
+        assert not np.allclose(shadow_value, start) and not np.allclose(raw_value, shadow_value)
+        assert not np.allclose(previous, start)
         ema_images = sess.run(sampler.images, {sampler.z: z})
+        assert not np.allclose(ema_images, sess.run(raw_sampler.images, {raw_sampler.z: z}))
+        # the averaged sampler reads exactly the shadows: copy the raw weights in and it matches the raw one
         path = tf.train.Saver().save(sess, str(tmp_path / 'ema'))
-    assert np.allclose(tf.train.load_variable(path, shadow.op.name), shadow_value)
+        sess.run([shadows[v.op.name + '/' + model.EMA_SUFFIX].assign(v) for v in g_vars])
+        np.testing.assert_allclose(sess.run(sampler.images, {sampler.z: z}),
+                                   sess.run(raw_sampler.images, {raw_sampler.z: z}), atol=1e-6)
     tf.reset_default_graph()
     restored = model.build_sampler(cfg, use_ema=True)  # as --generate builds it
     with tf.Session() as sess:
         import runs
-        runs.restore(sess, path)
+        assert runs.restore(sess, path) == []
         np.testing.assert_allclose(sess.run(restored.images, {restored.z: z}), ema_images, atol=1e-5)
 
 
