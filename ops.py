@@ -8,7 +8,9 @@ INIT_STDDEV = 0.02  # Radford et al.: all weights from N(0, 0.02)
 
 def lrelu(x, leak=0.2, name='lrelu'):
     """Leaky ReLU with the paper's slope 0.2."""
-    return tf.nn.leaky_relu(x, alpha=leak, name=name)  # one op, which TF 2.x fuses into the conv before it
+    # max(x, 0.2x) rather than tf.nn.leaky_relu: TF 2.21's remapper fails on LeakyRelu after a conv whose
+    # output the gradient also reads ("Mutation::Apply error"), and then skips all its fusions.
+    return tf.maximum(x, leak * x, name=name)
 
 
 def conv2d(x, out_channels, kernel=5, stride=2, stddev=INIT_STDDEV, name='conv2d'):
