@@ -198,7 +198,20 @@ def _session_config():
     return config
 
 
-class MnistClassifier(object):
+class _OwnSession(object):
+    """Base of the scorers that run their network in a graph and session of their own; close() ends it."""
+
+    def close(self):
+        self.sess.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class MnistClassifier(_OwnSession):
     """The trained classifier in its own tf.Graph and Session, so it can be used next to a GAN's graph.
 
     MnistClassifier(folder) loads what train_mnist_classifier saved there; close() (or `with`) frees it.
@@ -248,14 +261,6 @@ class MnistClassifier(object):
         """feature_stats of the digits' features, remembered by content: for reference sets, which recur."""
         return self.remember(('stats', content_key(images)), lambda: feature_stats(self.run(images).features))
 
-    def close(self):
-        self.sess.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
 
 
 def content_key(array):
@@ -355,8 +360,8 @@ def mnist_scores(classifier, generated_u8, generated_labels, test_u8, train_u8_s
 INCEPTION_URL = 'http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz'
 INCEPTION_ARCHIVE = 'inception-2015-12-05.tgz'
 INCEPTION_GRAPH_FILE = 'classify_image_graph_def.pb'
-# MD5 of INCEPTION_ARCHIVE: not verified here (no network); download.py must fill it in from a trusted copy.
-INCEPTION_ARCHIVE_MD5 = None
+# No digest of INCEPTION_ARCHIVE was ever published: download.py checks the graph holds the FID's nodes
+# and prints its SHA-256 instead.
 INCEPTION_INPUT = 'ExpandDims:0'  # the decoded image with its batch dimension, [1, H, W, 3] in [0, 255]
 INCEPTION_OUTPUT = 'pool_3:0'  # [N, 1, 1, 2048]
 INCEPTION_SIZE = 299  # the graph resizes its input to 299x299 (bilinear); it is fed at that size
@@ -381,7 +386,7 @@ def accept_any_batch(graph_def):
     return graph_def
 
 
-class InceptionFeatures(object):
+class InceptionFeatures(_OwnSession):
     """The frozen Inception graph in its own tf.Graph and Session: pool_3 features [N, 2048] of images.
 
     Batches of images are resized to 299x299 (bilinear, as the graph's own resize op) in [0, 255] and fed
@@ -390,7 +395,7 @@ class InceptionFeatures(object):
 
     def __init__(self, graph_path, batch_size=50):
         if not os.path.isfile(graph_path):
-            raise IOError('%s not found: download %s and extract %s from it.'
+            raise IOError('%s not found: run `python download.py inception`, or download %s and extract %s.'
                           % (graph_path, INCEPTION_URL, INCEPTION_GRAPH_FILE))
         graph_def = tf.GraphDef()
         with open(graph_path, 'rb') as f:
@@ -422,14 +427,6 @@ class InceptionFeatures(object):
             raise ValueError('no images to compute features of')
         return np.concatenate(parts).astype(np.float64)
 
-    def close(self):
-        self.sess.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
 
 
 def fid_stats_path(data_dir, dataset, key):
