@@ -1,7 +1,6 @@
 """Post-training modes of a trained run: --visualize (options 0-4), --generate N, --export, --freeze."""
 import json
 import os
-import random
 import sys
 
 import numpy as np
@@ -137,8 +136,7 @@ def visualize(generator, option, batch_size, z_dist, out_dir, rng):
             images = generator(_sweep(rng, batch_size, z_dim, z_dist, dim), labels)
             written.append(_grid(out_dir, 'sweep_z%03d.png' % dim, images))
     elif option in (2, 3):
-        dims = [random.Random(rng.randint(1 << 30)).randrange(z_dim) for _ in range(z_dim)] if option == 2 \
-            else range(z_dim)
+        dims = rng.randint(z_dim, size=z_dim) if option == 2 else range(z_dim)
         for dim in dims:
             base = rng.uniform(-0.2, 0.2, z_dim).astype(np.float32) if option == 2 else None
             frames = generator(_sweep(rng, batch_size, z_dim, z_dist, dim, base), labels)
