@@ -87,6 +87,16 @@ def choose_precision(device, requested, major=None, bf16=None):
     return Precision(mode, 'bfloat16 mixed', '')
 
 
+def small_convs_as_matmul(device):
+    """Whether the networks compute their 4x4-map convolutions as matrix products (ops.SMALL_MAP_AREA).
+
+    On a CPU this is faster in every runtime measured (tools/benchmark.py, 64x64 network, two G updates):
+    TensorFlow 1.15 about 1.35x (Eigen's input gradient of those layers is slow), 2.x float32 about 1.07x and
+    bfloat16 about 1.3x (oneDNN blocks 4x4 maps poorly). GPUs and NPUs keep their native convolutions.
+    """
+    return device == 'cpu'
+
+
 def session_config(device, precision, npu_options=None):
     """tf.ConfigProto for the device and precision (NPU: npu.session_config, not yet finalized)."""
     if device == 'npu':

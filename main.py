@@ -306,7 +306,8 @@ def train(flags, dataset, run_dir, device, precision):
     import utils
 
     cfg = model.net_config(flags.output_height, flags.output_width, dataset.channels, flags.z_dim,
-                           10 if dataset.conditional else 0)
+                           10 if dataset.conditional else 0,
+                           small_convs_as_matmul=devices.small_convs_as_matmul(device))
     low, high = model.data_range(cfg)
     batch = flags.batch_size
     steps_per_epoch = data.batches_per_epoch(len(dataset.source), batch, flags.train_size)

@@ -19,13 +19,15 @@ NetConfig = collections.namedtuple('NetConfig', [
     'y_dim',  # label size: 10 for the conditional MNIST networks, 0 for the unconditional ones
     'gf_dim', 'df_dim',  # filters of the first generator / discriminator conv layer (64 in the paper)
     'gfc_dim', 'dfc_dim',  # fully connected widths of the conditional networks (1024)
+    'small_convs_as_matmul',  # convolutions onto/from maps of at most 4x4 as matrix products (CPU speed)
 ])
 
 
 def net_config(output_height, output_width, c_dim, z_dim=100, y_dim=0, gf_dim=64, df_dim=64,
-               gfc_dim=1024, dfc_dim=1024):
+               gfc_dim=1024, dfc_dim=1024, small_convs_as_matmul=False):
     """NetConfig with the reference's hard-wired widths as defaults."""
-    return NetConfig(output_height, output_width, c_dim, z_dim, y_dim, gf_dim, df_dim, gfc_dim, dfc_dim)
+    return NetConfig(output_height, output_width, c_dim, z_dim, y_dim, gf_dim, df_dim, gfc_dim, dfc_dim,
+                     small_convs_as_matmul)
 
 
 def data_range(cfg):
@@ -57,9 +59,10 @@ def generator(z, y, cfg, training):
         h = tf.reshape(h, [-1, hs[4], ws[4], cfg.gf_dim * 8])  # N, 4, 4, 512 at 64x64
         h = tf.nn.relu(batch_norm(h, training, 'g_bn0'))
         for i, multiple in enumerate((4, 2, 1), start=1):  # N, 8, 8, 256 -> N, 16, 16, 128 -> N, 32, 32, 64
-            h = deconv2d(h, hs[4 - i], ws[4 - i], cfg.gf_dim * multiple, name='g_h%d' % i)
+            h = deconv2d(h, hs[4 - i], ws[4 - i], cfg.gf_dim * multiple, name='g_h%d' % i,
+                         matmul_small=cfg.small_convs_as_matmul)
             h = tf.nn.relu(batch_norm(h, training, 'g_bn%d' % i))
-        h = deconv2d(h, hs[0], ws[0], cfg.c_dim, name='g_h4')  # N, 64, 64, 3
+        h = deconv2d(h, hs[0], ws[0], cfg.c_dim, name='g_h4', matmul_small=cfg.small_convs_as_matmul)  # N, 64, 64, 3
         return tf.nn.tanh(h)
 
 
@@ -84,9 +87,9 @@ def discriminator(x, y, cfg, training):
         if cfg.y_dim:
             return _conditional_discriminator(x, y, cfg, training)
         hs, ws = _halvings(cfg.output_height, 4), _halvings(cfg.output_width, 4)
-        h = lrelu(conv2d(x, cfg.df_dim, name='d_h0_conv'))  # N, 32, 32, 64 at 64x64; no batch norm here
+        h = lrelu(conv2d(x, cfg.df_dim, name='d_h0_conv', matmul_small=cfg.small_convs_as_matmul))  # no BN here
         for i, multiple in enumerate((2, 4, 8), start=1):  # N, 16, 16, 128 -> N, 8, 8, 256 -> N, 4, 4, 512
-            h = conv2d(h, cfg.df_dim * multiple, name='d_h%d_conv' % i)
+            h = conv2d(h, cfg.df_dim * multiple, name='d_h%d_conv' % i, matmul_small=cfg.small_convs_as_matmul)
             h = lrelu(batch_norm(h, training, 'd_bn%d' % i))
         h = tf.reshape(h, [-1, hs[4] * ws[4] * cfg.df_dim * 8])  # N, 8192
         return linear(h, 1, 'd_h4_lin')

@@ -33,33 +33,102 @@ def _leaky_relu_gradient(leak):
     return _LEAKY_RELU_GRADIENTS[leak]
 
 
-def conv2d(x, out_channels, kernel=5, stride=2, stddev=INIT_STDDEV, name='conv2d'):
-    """5x5 stride-2 SAME convolution plus bias; variables `w` (truncated normal) and `biases`."""
+SMALL_MAP_AREA = 16  # convolutions whose lower-resolution side has at most this many positions (4x4)
+
+
+def conv2d(x, out_channels, kernel=5, stride=2, stddev=INIT_STDDEV, name='conv2d', matmul_small=False):
+    """5x5 stride-2 SAME convolution plus bias; variables `w` (truncated normal) and `biases`.
+
+    matmul_small: compute it as one matrix product over image patches when its output map is small (see
+    _conv_as_matmul); same variables, same result up to float rounding.
+    """
     with tf.variable_scope(name):
         in_channels = x.get_shape()[-1]
         w = tf.get_variable('w', [kernel, kernel, in_channels, out_channels],
                             initializer=tf.truncated_normal_initializer(stddev=stddev))
         biases = tf.get_variable('biases', [out_channels], initializer=tf.zeros_initializer())
-        y = tf.nn.conv2d(x, w, strides=[1, stride, stride, 1], padding='SAME')
+        out_height, out_width = [-(-int(size) // stride) for size in x.get_shape()[1:3]]
+        if matmul_small and out_height * out_width <= SMALL_MAP_AREA:
+            y = _conv_as_matmul(x, w, stride)
+        else:
+            y = tf.nn.conv2d(x, w, strides=[1, stride, stride, 1], padding='SAME')
         return tf.nn.bias_add(y, biases)
 
 
 def deconv2d(x, out_height, out_width, out_channels, kernel=5, stride=2, stddev=INIT_STDDEV,
-             name='deconv2d'):
+             name='deconv2d', matmul_small=False):
     """5x5 stride-2 transposed convolution plus bias to [N, out_height, out_width, out_channels].
 
     The batch dimension is taken from x at run time, so the same graph serves any batch size.
     Weights are `w` [k, k, out, in] (normal init) and `biases`, as in the reference.
+    matmul_small: as in conv2d, when the input map is small.
     """
     with tf.variable_scope(name):
         in_channels = x.get_shape()[-1]
         w = tf.get_variable('w', [kernel, kernel, out_channels, in_channels],
                             initializer=tf.random_normal_initializer(stddev=stddev))
         biases = tf.get_variable('biases', [out_channels], initializer=tf.zeros_initializer())
-        output_shape = tf.stack([tf.shape(x)[0], out_height, out_width, out_channels])
-        y = tf.nn.conv2d_transpose(x, w, output_shape, strides=[1, stride, stride, 1], padding='SAME')
+        in_height, in_width = [int(size) for size in x.get_shape()[1:3]]
+        if matmul_small and in_height * in_width <= SMALL_MAP_AREA:
+            y = _deconv_as_matmul(x, w, stride, out_height, out_width)
+        else:
+            output_shape = tf.stack([tf.shape(x)[0], out_height, out_width, out_channels])
+            y = tf.nn.conv2d_transpose(x, w, output_shape, strides=[1, stride, stride, 1], padding='SAME')
         y.set_shape([None, out_height, out_width, out_channels])
         return tf.nn.bias_add(y, biases)
+
+
+# ---- small convolutions as matrix products ------------------------------------------------------------
+# On a CPU, oneDNN (and Eigen) run a 5x5 stride-2 convolution onto a 4x4 map at half the speed they reach
+# on the larger layers (64 x 4 x 4 output rows are too few to block well), while one matrix product over
+# the image patches runs near the machine's peak. Forward and backward then become: patches x weights;
+# the weight gradient patches^T x dy; the input gradient (dy x weights^T) summed back into the image.
+
+def _same_padding(size, kernel, stride):
+    """(before, after) padding of one spatial axis that makes a VALID convolution equal to SAME."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _conv_as_matmul(x, w, stride):
+    """tf.nn.conv2d(x, w, stride, 'SAME') as im2col and one matrix product."""
+    kernel_h, kernel_w, in_channels, out_channels = [int(d) for d in w.get_shape()]
+    height, width = [int(d) for d in x.get_shape()[1:3]]
+    x = tf.pad(x, [[0, 0], _same_padding(height, kernel_h, stride), _same_padding(width, kernel_w, stride),
+                   [0, 0]])
+    patches = tf.extract_image_patches(x, [1, kernel_h, kernel_w, 1], [1, stride, stride, 1], [1, 1, 1, 1],
+                                       'VALID')  # N, out_h, out_w, k*k*in in (row, column, channel) order
+    out_height, out_width = [int(d) for d in patches.get_shape()[1:3]]
+    y = tf.matmul(tf.reshape(patches, [-1, kernel_h * kernel_w * in_channels]),
+                  tf.reshape(w, [kernel_h * kernel_w * in_channels, out_channels]))
+    return tf.reshape(y, [-1, out_height, out_width, out_channels])
+
+
+def _deconv_as_matmul(x, w, stride, out_height, out_width):
+    """tf.nn.conv2d_transpose(x, w, [N, out_height, out_width, out], stride, 'SAME') as one matrix product
+    (each input position's k x k x out contribution) and col2im (the contributions summed into place)."""
+    kernel_h, kernel_w, out_channels, in_channels = [int(d) for d in w.get_shape()]
+    assert min(kernel_h, kernel_w) >= stride, 'every output phase needs a tap'
+    in_height, in_width = [int(d) for d in x.get_shape()[1:3]]
+    columns = tf.matmul(tf.reshape(x, [-1, in_channels]),
+                        tf.reshape(w, [kernel_h * kernel_w * out_channels, in_channels]), transpose_b=True)
+    # One tensor per tap (unstack: its gradient is one stack, where slicing would write a full-size
+    # gradient per tap). Tap (kh, kw) of input position (i, j) lands at padded position
+    # (stride*i + kh, stride*j + kw). Split kh = stride*a + p: per phase (p, q) the taps add into a grid at
+    # offset (a, b), and the phase grids interleave into the image by depth_to_space.
+    taps = tf.unstack(tf.reshape(columns, [-1, in_height, in_width, kernel_h * kernel_w, out_channels]), axis=3)
+    grid_h, grid_w = in_height + -(-kernel_h // stride) - 1, in_width + -(-kernel_w // stride) - 1
+    phases = []
+    for p in range(stride):
+        for q in range(stride):
+            phases.append(tf.add_n([
+                tf.pad(taps[kh * kernel_w + kw], [[0, 0], [kh // stride, grid_h - in_height - kh // stride],
+                                                  [kw // stride, grid_w - in_width - kw // stride], [0, 0]])
+                for kh in range(p, kernel_h, stride) for kw in range(q, kernel_w, stride)]))
+    image = tf.nn.depth_to_space(tf.concat(phases, 3), stride)  # N, stride*grid_h, stride*grid_w, out
+    top, left = _same_padding(out_height, kernel_h, stride)[0], _same_padding(out_width, kernel_w, stride)[0]
+    return tf.slice(image, [0, top, left, 0], [-1, out_height, out_width, -1])  # gradient: one Pad
 
 
 def linear(x, out_size, name='Linear', stddev=INIT_STDDEV, bias_start=0.0):

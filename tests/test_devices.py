@@ -148,3 +148,8 @@ def test_cpu_mixed_precision_on_tf1_is_refused_with_a_sentence(mnist_dir):
     result = run_main('--dataset', 'mnist', '--train', '--precision_mode', 'allow_mix_precision',
                       '--data_dir', mnist_dir)
     assert result.returncode == 2 and 'needs TensorFlow 2.x' in result.stdout
+
+
+def test_small_convolutions_are_matrix_products_on_cpu_only():
+    assert devices.small_convs_as_matmul('cpu')
+    assert not devices.small_convs_as_matmul('gpu') and not devices.small_convs_as_matmul('npu')

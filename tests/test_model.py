@@ -110,8 +110,10 @@ def test_parameter_counts_match_the_reference():
             + model.count_parameters(model.DISCRIMINATOR_SCOPE)) == 10834690
 
 
-@pytest.mark.parametrize('cfg,reference', [(model.net_config(64, 64, 3), REFERENCE_64),
-                                           (model.net_config(28, 28, 1, y_dim=10), REFERENCE_MNIST)])
+@pytest.mark.parametrize('cfg,reference', [
+    (model.net_config(64, 64, 3), REFERENCE_64),
+    (model.net_config(64, 64, 3, small_convs_as_matmul=True), REFERENCE_64),  # CPU layout: same variables
+    (model.net_config(28, 28, 1, y_dim=10), REFERENCE_MNIST)])
 def test_variable_names_and_shapes_are_the_reference_table(cfg, reference):
     train_graph(cfg)
     model.build_sampler(cfg)  # the sampler shares the generator's variables: no new ones
@@ -265,3 +267,31 @@ def test_two_time_scale_learning_rates():
     hparams = model.train_hparams(2e-4, 0.5, 1, d_learning_rate=1e-5, g_learning_rate=5e-4)
     assert (hparams.d_learning_rate, hparams.g_learning_rate) == (1e-5, 5e-4)
     assert model.train_hparams(3e-4).d_learning_rate == model.train_hparams(3e-4).g_learning_rate == 3e-4
+
+
+def test_cpu_small_convolutions_give_the_same_losses_and_gradients():
+    """The 64x64 networks with their 4x4-map layers as matrix products: the same losses and gradients (the
+    weights after an Adam step are no test: Adam's first step is lr * sign(gradient) for tiny gradients)."""
+    results = []
+    for as_matmul in (False, True):
+        tf.reset_default_graph()
+        tf.set_random_seed(3)
+        cfg = model.net_config(64, 64, 3, small_convs_as_matmul=as_matmul)
+        real = tf.constant(np.random.RandomState(0).uniform(-1, 1, [4, 64, 64, 3]).astype(np.float32))
+        z = tf.constant(np.random.RandomState(1).uniform(-1, 1, [4, 100]).astype(np.float32))
+        ops = model.build_train_ops(real, None, z, cfg, model.train_hparams(g_steps=2))
+        types = set(o.type for o in tf.get_default_graph().get_operations())
+        assert ('ExtractImagePatches' in types) == as_matmul
+        d_vars = model.network_variables(model.DISCRIMINATOR_SCOPE)
+        g_vars = model.network_variables(model.GENERATOR_SCOPE)
+        gradients = (tf.gradients(ops.loss.d_loss, d_vars) + tf.gradients(ops.loss.g_loss, g_vars))
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            if results:  # the first graph's initial weights (op seeds differ between the graphs on TF 1.x)
+                for v in d_vars + g_vars:
+                    v.load(initial[v.op.name], sess)
+            initial = dict((v.op.name, sess.run(v)) for v in d_vars + g_vars)
+            results.append(sess.run([ops.loss.d_loss, ops.loss.g_loss] + gradients))
+    scale = max(np.abs(value).max() for value in results[0])
+    for native, matmul in zip(*results):  # atol: biases before batch norm have zero gradient plus rounding
+        np.testing.assert_allclose(matmul, native, rtol=2e-3, atol=1e-5 * scale)

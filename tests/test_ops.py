@@ -36,3 +36,59 @@ def test_lrelu_gradient_override_leaves_other_maximum_ops_alone():
     ops.lrelu(a)
     (grad_b,) = tf.gradients(tf.maximum(a, b), [b])
     np.testing.assert_allclose(run(grad_b), [0.0, 1.0])
+
+
+# (input height, input width, in channels, out channels) of the small maps the matmul path takes, with
+# odd and non-square sizes so that SAME's uneven padding is exercised.
+SMALL_CONVS = [(8, 8, 6, 5), (7, 5, 3, 4), (2, 3, 4, 2), (1, 1, 3, 2)]  # outputs 4x4, 4x3, 1x2, 1x1
+SMALL_DECONVS = [(4, 4, 6, 5), (3, 5, 3, 4), (2, 3, 4, 2), (1, 1, 3, 2)]  # inputs of at most 16 positions
+
+
+def _values_and_gradients(build, x_shape, seed):
+    """Output and gradients (wrt input, weights, biases) of build(x) under a fixed upstream gradient."""
+    rng = np.random.RandomState(seed)
+    x = tf.constant(rng.randn(*x_shape).astype(np.float32))
+    y = build(x)
+    upstream = tf.constant(rng.randn(*y.get_shape().as_list()).astype(np.float32))
+    variables = tf.trainable_variables()
+    grads = tf.gradients(y, [x] + variables, upstream)
+    with tf.Session() as sess:
+        tf.set_random_seed(seed)
+        sess.run(tf.global_variables_initializer())
+        for v in variables:  # weights of a useful scale, the same in both graphs
+            sess.run(v.assign(np.random.RandomState(seed + 1).randn(*v.get_shape().as_list()).astype(np.float32)))
+        return sess.run([y] + grads)
+
+
+@pytest.mark.parametrize('height, width, cin, cout', SMALL_CONVS)
+def test_conv_as_matmul_equals_the_convolution(height, width, cin, cout):
+    results = []
+    for matmul_small in (False, True):
+        tf.reset_default_graph()
+        results.append(_values_and_gradients(
+            lambda x: ops.conv2d(x, cout, matmul_small=matmul_small), [3, height, width, cin], seed=height))
+    assert not [o for o in tf.get_default_graph().get_operations() if o.type.startswith('Conv2D')]
+    for native, matmul in zip(*results):
+        np.testing.assert_allclose(matmul, native, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('height, width, cin, cout', SMALL_DECONVS)
+def test_deconv_as_matmul_equals_the_transposed_convolution(height, width, cin, cout):
+    out_height, out_width = 2 * height - height % 2, 2 * width  # odd sizes too: ceil(out / 2) == in
+    results = []
+    for matmul_small in (False, True):
+        tf.reset_default_graph()
+        results.append(_values_and_gradients(
+            lambda x: ops.deconv2d(x, out_height, out_width, cout, matmul_small=matmul_small),
+            [3, height, width, cin], seed=width))
+    assert not [o for o in tf.get_default_graph().get_operations() if o.type.startswith('Conv2D')]
+    for native, matmul in zip(*results):
+        np.testing.assert_allclose(matmul, native, rtol=1e-4, atol=1e-4)
+
+
+def test_large_maps_keep_the_native_convolution():
+    x = tf.zeros([2, 16, 16, 3])
+    ops.conv2d(x, 4, name='c', matmul_small=True)
+    ops.deconv2d(x, 32, 32, 4, name='d', matmul_small=True)
+    types = set(o.type for o in tf.get_default_graph().get_operations())
+    assert {'Conv2D', 'Conv2DBackpropInput'} <= types and 'ExtractImagePatches' not in types
