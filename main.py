@@ -130,9 +130,10 @@ def build_parser():
     p.add_argument('--iterations_per_loop', type=int, default=1,
                    help='NPU only: steps per sess.run, data and latents in the graph (implies --input_pipeline '
                         'graph) [1]')
-    p.add_argument('--input_pipeline', default='host',
+    p.add_argument('--input_pipeline', default='auto',
                    help='host: batches made by Python threads (decoding with Pillow, prepared cache read from '
-                        'disk); graph: all tf.data (arrays held in memory, files decoded by TensorFlow) [host]')
+                        'disk); graph: all tf.data (arrays held in memory, files decoded by TensorFlow); '
+                        'auto: graph for MNIST (in memory), host otherwise [auto]')
     switch('over_dump', 'NPU only: dump the operators that overflow')
     p.add_argument('--over_dump_path', default='', help='NPU overflow dump folder [<run>/overflow]')
     switch('profiling', 'NPU only: collect a profile')
@@ -190,8 +191,8 @@ def validate_numbers(flags):
     if flags.precision_mode and flags.precision_mode not in PRECISION_MODES:
         raise UsageError('unknown --precision_mode %r: use one of %s.'
                          % (flags.precision_mode, ', '.join(PRECISION_MODES)))
-    if flags.input_pipeline not in ('host', 'graph'):
-        raise UsageError('unknown --input_pipeline %r: use host or graph.' % flags.input_pipeline)
+    if flags.input_pipeline not in ('auto', 'host', 'graph'):
+        raise UsageError('unknown --input_pipeline %r: use auto, host or graph.' % flags.input_pipeline)
     if flags.iterations_per_loop > 1:
         flags.input_pipeline = 'graph'
     if flags.c_dim not in (0, 1, 3):
@@ -494,11 +495,14 @@ def crossed(step, steps_per_run, every):
 
 
 def make_input(flags, dataset, image_shape, steps_per_epoch, epochs):
-    """The input pipeline of --input_pipeline (graph: all TensorFlow; arrays held in memory)."""
+    """The input pipeline of --input_pipeline (graph: all TensorFlow; arrays held in memory; auto: see
+    pipeline.default_kind)."""
     import data
     import pipeline
     source = dataset.source
-    if flags.input_pipeline == 'host':
+    kind = pipeline.default_kind(source) if flags.input_pipeline == 'auto' else flags.input_pipeline
+    print('input pipeline: %s%s' % (kind, ' (auto)' if flags.input_pipeline == 'auto' else ''))
+    if kind == 'host':
         return pipeline.host_input(source, flags.batch_size, image_shape, flags.seed, steps_per_epoch)
     if isinstance(source, data.FolderSource):
         return pipeline.graph_input(source.paths, flags.batch_size, image_shape, flags.seed, steps_per_epoch,

@@ -52,3 +52,19 @@ def test_training_with_the_graph_pipeline(mnist_dir, tmp_path):
                       '--input_pipeline', 'graph', '--data_dir', mnist_dir, '--out_dir', tmp_path)
     assert result.returncode == 0, result.stdout
     assert result.stdout.count(' Epoch:[') == 3
+
+
+def test_auto_picks_the_graph_pipeline_for_data_in_memory_only(tmp_path):
+    assert pipeline.default_kind(data.ArraySource(np.zeros((4, 2, 2, 1), np.uint8), None)) == 'graph'
+    folder = make_image_folder(tmp_path / 'imgs', n=2, size=(8, 8), modes=('RGB',), corrupt=0, ext='png')
+    spec = data.ImageSpec(False, 8, 8, 8, 8, 3)
+    assert pipeline.default_kind(data.FolderSource(data.list_images(folder, '*.png'), spec)) == 'host'
+
+
+@pytest.mark.parametrize('requested, used', [(None, 'graph (auto)'), ('host', 'host')])
+def test_mnist_trains_from_the_graph_pipeline_by_default(mnist_dir, tmp_path, requested, used):
+    extra = ('--input_pipeline', requested) if requested else ()
+    result = run_main('--dataset', 'mnist', '--train', '--train_steps', '2', '--batch_size', '16',
+                      '--data_dir', mnist_dir, '--out_dir', tmp_path, *extra)
+    assert result.returncode == 0, result.stdout
+    assert 'input pipeline: %s\n' % used in result.stdout

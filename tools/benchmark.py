@@ -223,9 +223,10 @@ def open_source(spec, cfg):
 
 
 def input_batch(tf, spec, cfg, batch):
-    """(uint8 images, uint8 labels, initializer, source): main.train's pipeline, or constants (bare: no
-    initializer, no source)."""
+    """(uint8 images, uint8 labels, initialize(sess), source): main.train's pipeline for the source (as
+    --input_pipeline auto picks it), or constants (bare: no initialize, no source)."""
     import data
+    import pipeline
     image_shape = [batch, cfg.output_height, cfg.output_width, cfg.c_dim]
     if spec['input'] == 'bare':
         rng = np.random.RandomState(1)
@@ -233,15 +234,13 @@ def input_batch(tf, spec, cfg, batch):
         return images, tf.constant(rng.randint(0, 10, batch).astype(np.uint8)), None, None
     source = open_source(spec, cfg)
     steps_per_epoch = data.batches_per_epoch(len(source), batch)
-
-    def batches():  # as main.train
-        for _, _, images, labels in data.batch_stream(source, batch, 0, 0, steps_per_epoch):
-            yield images, (labels if labels is not None else np.zeros(batch, np.uint8))
-
-    pipeline = tf.data.Dataset.from_generator(batches, (tf.uint8, tf.uint8), (image_shape, [batch]))
-    iterator = tf.data.make_initializable_iterator(pipeline.prefetch(2))
-    images_u8, labels_u8 = iterator.get_next()
-    return images_u8, labels_u8, iterator.initializer, source
+    if pipeline.default_kind(source) == 'graph':
+        epochs = 2 + (spec['warmup'] + spec['steps'] + 10) // steps_per_epoch  # timed and traced steps
+        inputs = pipeline.graph_input(source, batch, image_shape, 0, steps_per_epoch, epochs)
+    else:
+        inputs = pipeline.host_input(source, batch, image_shape, 0, steps_per_epoch)
+    spec['pipeline'] = pipeline.default_kind(source)
+    return inputs.images, inputs.labels, lambda sess: inputs.initialize(sess, 0), source
 
 
 def input_seconds(source, batch, times=3):
@@ -308,6 +307,7 @@ def run_training_config(spec):
     started = time.time()
     tf.set_random_seed(0)
     images_u8, labels_u8, initializer, source = input_batch(tf, spec, cfg, batch)
+    result['pipeline'] = spec.get('pipeline', 'constants')  # which main.py input pipeline fed it
     low, high = model.data_range(cfg)
     real = tf.cast(images_u8, tf.float32) * ((high - low) / 255.0) + low
     y = tf.one_hot(tf.cast(labels_u8, tf.int32), 10) if cfg.y_dim else None
@@ -319,7 +319,7 @@ def run_training_config(spec):
     with sess:
         sess.run(tf.global_variables_initializer())
         if initializer is not None:
-            sess.run(initializer)
+            initializer(sess)
         result['build_seconds'] = time.time() - started
 
         # ---- warm-up, then the timed steps: only sess.run between the clock reads
