@@ -304,6 +304,7 @@ def train(flags, dataset, run_dir, device, precision):
     import inference
     import model
     import runs
+    import steplog
     import utils
 
     cfg = model.net_config(flags.output_height, flags.output_width, dataset.channels, flags.z_dim,
@@ -366,7 +367,7 @@ def train(flags, dataset, run_dir, device, precision):
             step += steps_per_run
             epoch, batch_index = divmod(step - 1, steps_per_epoch)
             d_loss, g_loss = float(results[1]), float(results[2])
-            print(utils.step_line(step, epoch, epochs, batch_index, steps_per_epoch, time.time() - start_time,
+            print(steplog.format_line(step, epoch, epochs, batch_index, steps_per_epoch, time.time() - start_time,
                                   d_loss, g_loss), flush=True)
             if want_summary:
                 writer.add_summary(results[3], step)

@@ -1,34 +1,11 @@
-"""Small pure helpers: latents, dynamic ranges, sample grids, image and GIF files, the step log line."""
+"""Small pure helpers: latents, dynamic ranges, sample grids, image and GIF files."""
 import math
 import os
-import re
 
 import numpy as np
 from PIL import Image
 
 Z_DISTS = ('uniform_signed', 'uniform_unsigned', 'normal01')
-
-# One line per training step, byte-compatible with the reference (the Ascend test scripts parse it):
-# global step, epoch, epochs, batch index, batches per epoch, seconds since training start, losses.
-STEP_LINE_FORMAT = '[%8d Epoch:[%2d/%2d] [%4d/%4d] time: %4.4f, d_loss: %.8f, g_loss: %.8f'
-STEP_LINE_RE = re.compile(
-    r'^\[\s*(?P<step>\d+) Epoch:\[\s*(?P<epoch>\d+)/\s*(?P<epochs>\d+)\] \[\s*(?P<batch>\d+)/\s*(?P<batches>\d+)\]'
-    r' time: (?P<time>[-+\w.]+), d_loss: (?P<d_loss>[-+\w.]+), g_loss: (?P<g_loss>[-+\w.]+)$')
-
-
-def step_line(step, epoch, epochs, batch, batches, seconds, d_loss, g_loss):
-    """The reference's per-step log line."""
-    return STEP_LINE_FORMAT % (step, epoch, epochs, batch, batches, seconds, d_loss, g_loss)
-
-
-def parse_step_line(line):
-    """Dict of the fields of a step line (numbers as int/float), or None for any other line."""
-    match = STEP_LINE_RE.match(line.rstrip('\n'))
-    if not match:
-        return None
-    fields = match.groupdict()
-    return dict((k, float(v) if k in ('time', 'd_loss', 'g_loss') else int(v)) for k, v in fields.items())
-
 
 def latents(rng, n, z_dim, z_dist):
     """Latent vectors [n, z_dim] float32 from --z_dist, drawn with a numpy RandomState."""

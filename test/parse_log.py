@@ -5,14 +5,14 @@ Writes the d_loss of every step line to LOSS_FILE (one per line) and prints one 
     <images/sec> <seconds/step> <last d_loss> <device> <step lines>
 Exits 1 with a message on stderr when the log holds no step line. Standard library only (Python 3.7+).
 """
+import os
 import platform
 import re
 import sys
 
-# main.py's step line: '[%8d Epoch:[%2d/%2d] [%4d/%4d] time: %4.4f, d_loss: %.8f, g_loss: %.8f'
-STEP_LINE_RE = re.compile(
-    r'^\[\s*(?P<step>\d+) Epoch:\[\s*\d+/\s*\d+\] \[\s*\d+/\s*\d+\] time: (?P<time>[-+\w.]+), '
-    r'd_loss: (?P<d_loss>[-+\w.]+), g_loss: (?P<g_loss>[-+\w.]+)$')
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
+import steplog  # noqa: E402  (main.py's step-line format and parser, standard library only)
+
 # main.py's first line: 'run folder ... | device cpu | precision float32 | TensorFlow 2.21.0'
 DEVICE_RE = re.compile(r'^run folder .* \| device (\w+) \| precision ')
 WARMUP_LINES = 5  # step lines skipped at least (graph building, first-step compilation)
@@ -23,9 +23,9 @@ def parse_steps(lines):
     """(step, seconds since training start, d_loss text) of each step line, in log order."""
     steps = []
     for line in lines:
-        match = STEP_LINE_RE.match(line.rstrip('\r\n'))
-        if match:
-            steps.append((int(match.group('step')), float(match.group('time')), match.group('d_loss')))
+        fields = steplog.parse_line(line)
+        if fields:
+            steps.append((fields['step'], fields['time'], '%.8f' % fields['d_loss']))  # as main.py prints it
     return steps
 
 

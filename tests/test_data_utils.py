@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 import data
+import steplog
 import utils
 from conftest import make_image_folder, make_mnist, write_idx
 
@@ -149,12 +150,14 @@ def test_normal_latents():
 
 
 def test_step_line_is_byte_compatible_and_parses_back():
-    line = utils.step_line(12, 0, 25, 11, 1093, 4.12345, 1.38629436, 0.69314718)
+    line = steplog.format_line(12, 0, 25, 11, 1093, 4.12345, 1.38629436, 0.69314718)
     assert line == '[      12 Epoch:[ 0/25] [  11/1093] time: 4.1235, d_loss: 1.38629436, g_loss: 0.69314718'
-    fields = utils.parse_step_line(line)
+    fields = steplog.parse_line(line)
     assert fields['step'] == 12 and fields['batches'] == 1093 and fields['g_loss'] == pytest.approx(0.69314718)
-    assert utils.parse_step_line('epoch 0 done') is None
-    assert np.isnan(utils.parse_step_line(utils.step_line(1, 0, 1, 0, 1, 0.5, float('nan'), 1.0))['d_loss'])
+    assert steplog.parse_line('epoch 0 done') is None
+    assert steplog.parse_line(line[:-3] + 'x.y') is None  # numbers that do not parse
+    assert steplog.parse_line('I0101 ' + line)['step'] == 12  # a logger prefix
+    assert np.isnan(steplog.parse_line(steplog.format_line(1, 0, 1, 0, 1, 0.5, float('nan'), 1.0))['d_loss'])
 
 
 def test_save_image_and_gif_are_written_whole(tmp_path):

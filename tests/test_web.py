@@ -101,22 +101,22 @@ def client(out_dir):
 # ------------------------------------------------------------------------------------- pure helpers
 
 def test_parse_log_line_reads_the_exact_format():
-    point = webapp.parse_log_line(
+    point = webapp.steplog.parse_line(
         '[      12 Epoch:[ 0/25] [  12/1093] time: 4.1234, d_loss: 1.38629436, g_loss: 0.69314718')
     assert point == {'step': 12, 'epoch': 0, 'epochs': 25, 'batch': 12, 'batches': 1093, 'time': 4.1234,
                      'd_loss': 1.38629436, 'g_loss': 0.69314718}
-    wide = webapp.parse_log_line(step_line(123456789, 0.5, 2.0, epoch=100, epochs=200, batches=99999))
+    wide = webapp.steplog.parse_line(step_line(123456789, 0.5, 2.0, epoch=100, epochs=200, batches=99999))
     assert wide['step'] == 123456789 and wide['epoch'] == 100 and wide['batches'] == 99999
 
 
 def test_parse_log_line_other_lines_and_nan():
-    assert webapp.parse_log_line('Loading mnist from data/mnist') is None
-    assert webapp.parse_log_line('') is None
-    assert webapp.parse_log_line('[       1 Epoch:[ 0/25] [   1/1093] time: 0.1, d_loss: 1.0') is None
-    assert webapp.parse_log_line('[       1 Epoch:[ 0/25] [   1/1093] time: 0.1, d_loss: x, g_loss: 1') is None
-    point = webapp.parse_log_line('[       3 Epoch:[ 0/25] [   3/1093] time: 0.1000, d_loss: nan, g_loss: inf')
+    assert webapp.steplog.parse_line('Loading mnist from data/mnist') is None
+    assert webapp.steplog.parse_line('') is None
+    assert webapp.steplog.parse_line('[       1 Epoch:[ 0/25] [   1/1093] time: 0.1, d_loss: 1.0') is None
+    assert webapp.steplog.parse_line('[       1 Epoch:[ 0/25] [   1/1093] time: 0.1, d_loss: x, g_loss: 1') is None
+    point = webapp.steplog.parse_line('[       3 Epoch:[ 0/25] [   3/1093] time: 0.1000, d_loss: nan, g_loss: inf')
     assert math.isnan(point['d_loss']) and point['g_loss'] == float('inf')
-    prefixed = webapp.parse_log_line('INFO ' + step_line(7, 1.0, 2.0))
+    prefixed = webapp.steplog.parse_line('INFO ' + step_line(7, 1.0, 2.0))
     assert prefixed['step'] == 7
 
 

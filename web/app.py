@@ -8,6 +8,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
+import steplog  # noqa: E402  (main.py's step-line format and parser)
+
 from flask import Flask, abort, jsonify, render_template, request, send_file
 from werkzeug.routing import Map
 
@@ -17,11 +20,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # checkpoint index was modified within this many seconds.
 LIVE_SECONDS = 60
 
-# The per-step line main.py prints (printf format `[%8d Epoch:[%2d/%2d] [%4d/%4d] time: %4.4f, d_loss: %.8f,
-# g_loss: %.8f`). Searched anywhere in a line so that a logger prefix does not hide it.
-STEP_LINE = re.compile(
-    r'\[\s*(?P<step>\d+) Epoch:\[\s*(?P<epoch>\d+)/\s*(?P<epochs>\d+)\] \[\s*(?P<batch>\d+)/\s*(?P<batches>\d+)\]'
-    r' time: (?P<time>[^\s,]+), d_loss: (?P<d_loss>[^\s,]+), g_loss: (?P<g_loss>[^\s,]+)')
 SAMPLE_NAME = re.compile(r'^train_(\d+)\.png$')
 
 # What the file route may serve: top-level files by name, and image files in these sub-folders.
@@ -40,32 +38,6 @@ LOG_TAIL_BYTES = 16384
 # ---------------------------------------------------------------------------------------------------------
 # Pure helpers
 # ---------------------------------------------------------------------------------------------------------
-
-def parse_float(text):
-    """Parses a printed number, including 'nan', 'inf' and '-inf'; returns a float or None if unreadable."""
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def parse_log_line(line):
-    """Parses one per-step log line into a dict (step, epoch, epochs, batch, batches, time, d_loss, g_loss).
-
-    Returns None for any other line, or for a step line whose numbers do not parse. Losses may be
-    float('nan') or +-inf, exactly as printed.
-    """
-    match = STEP_LINE.search(line)
-    if not match:
-        return None
-    values = match.groupdict()
-    point = {key: int(values[key]) for key in ('step', 'epoch', 'epochs', 'batch', 'batches')}
-    for key in ('time', 'd_loss', 'g_loss'):
-        point[key] = parse_float(values[key])
-        if point[key] is None:
-            return None
-    return point
-
 
 def append_point(points, point):
     """Appends a step point to a list kept in increasing step order.
@@ -92,10 +64,10 @@ def split_complete_lines(data):
 
 
 def parse_log_text(text):
-    """Parses the complete text of a log into the list of step points (see parse_log_line, append_point)."""
+    """Parses the complete text of a log into the list of step points (see steplog.parse_line, append_point)."""
     points = []
     for line in re.split(r'[\r\n]', text):
-        point = parse_log_line(line)
+        point = steplog.parse_line(line)
         if point is not None:
             append_point(points, point)
     return points
@@ -270,7 +242,7 @@ class LogCache(object):
                     return list(entry['points'])
                 lines, used = split_complete_lines(data)
                 for line in lines:
-                    point = parse_log_line(line)
+                    point = steplog.parse_line(line)
                     if point is not None:
                         append_point(entry['points'], point)
                 entry['offset'] += used
