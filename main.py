@@ -217,8 +217,9 @@ def data_hint(flags):
     return 'put your images (%s) there, or pass --data_dir/--dataset' % flags.input_fname_pattern
 
 
-def open_dataset(flags, for_training):
-    """The training data as a DataSet; UsageError when it is missing or does not fit the flags."""
+def open_dataset(flags, use_prepared=True):
+    """The training data as a DataSet; UsageError when it is missing or does not fit the flags.
+    An image folder comes as its prepared cache when one matches (use_prepared), else as image files."""
     import data
     folder = os.path.join(flags.data_dir, flags.dataset)
     if flags.dataset == 'mnist':
@@ -251,9 +252,7 @@ def open_dataset(flags, for_training):
                                                                     width))
     spec = data.ImageSpec(flags.crop, flags.input_height, flags.input_width, flags.output_height,
                           flags.output_width, channels)
-    if not for_training:
-        return DataSet((paths, spec), channels, False, '')
-    prepared = data.find_prepared(flags.data_dir, flags.dataset, spec, paths)
+    prepared = data.find_prepared(flags.data_dir, flags.dataset, spec, paths) if use_prepared else None
     if prepared:
         source = data.PreparedSource(prepared)
         return DataSet(source, channels, False, '%d prepared images from %s' % (len(source), prepared))
@@ -568,10 +567,11 @@ def run_settings(flags, device, precision, run_dir, channels=None):
 def prepare_mode(flags):
     import data
     if flags.dataset == 'mnist':
-        open_dataset(flags, for_training=False)  # checks that the files are there
+        open_dataset(flags)  # checks that the files are there
         print('MNIST needs no preparation: training reads the idx files directly.')
         return 0
-    (paths, spec), _, _, _ = open_dataset(flags, for_training=False)
+    folder = open_dataset(flags, use_prepared=False).source
+    paths, spec = folder.paths, folder.spec
     existing = data.find_prepared(flags.data_dir, flags.dataset, spec, paths)
     if existing:
         print('already prepared: %s (%d files, %s).' % (existing, len(paths), spec.key()))
@@ -599,7 +599,7 @@ def main(argv=None):
             raise UsageError('--iterations_per_loop offloads steps to an Ascend NPU; on %s use 1.' % device)
         run_dir = run_dir_of(flags)
         if flags.train:
-            dataset = open_dataset(flags, for_training=True)
+            dataset = open_dataset(flags)
             if data_steps(flags, dataset) < 1:
                 raise UsageError('the data set has %d images (--train_size %s), fewer than one batch of %d: '
                                  'lower --batch_size.' % (len(dataset.source), flags.train_size, flags.batch_size))
