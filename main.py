@@ -367,7 +367,7 @@ def train(flags, dataset, run_dir, device, precision):
             epoch, batch_index = divmod(step - 1, steps_per_epoch)
             d_loss, g_loss = float(results[1]), float(results[2])
             print(steplog.format_line(step, epoch, epochs, batch_index, steps_per_epoch, time.time() - start_time,
-                                  d_loss, g_loss), flush=True)
+                                      d_loss, g_loss), flush=True)
             if want_summary:
                 writer.add_summary(results[3], step)
             if not (np.isfinite(d_loss) and np.isfinite(g_loss)) and precision.compute == 'float32':
@@ -497,19 +497,11 @@ def crossed(step, steps_per_run, every):
 def make_input(flags, dataset, image_shape, steps_per_epoch, epochs):
     """The input pipeline of --input_pipeline (graph: all TensorFlow; arrays held in memory; auto: see
     pipeline.default_kind)."""
-    import data
     import pipeline
-    source = dataset.source
-    kind = pipeline.default_kind(source) if flags.input_pipeline == 'auto' else flags.input_pipeline
+    inputs, kind = pipeline.make_input(flags.input_pipeline, dataset.source, flags.batch_size, image_shape,
+                                       flags.seed, steps_per_epoch, epochs)
     print('input pipeline: %s%s' % (kind, ' (auto)' if flags.input_pipeline == 'auto' else ''))
-    if kind == 'host':
-        return pipeline.host_input(source, flags.batch_size, image_shape, flags.seed, steps_per_epoch)
-    if isinstance(source, data.FolderSource):
-        return pipeline.graph_input(source.paths, flags.batch_size, image_shape, flags.seed, steps_per_epoch,
-                                    epochs, spec=source.spec)
-    if isinstance(source, data.PreparedSource):
-        source = data.ArraySource(np.load(source.path))
-    return pipeline.graph_input(source, flags.batch_size, image_shape, flags.seed, steps_per_epoch, epochs)
+    return inputs
 
 
 class TrainingDiverged(Exception):

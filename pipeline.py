@@ -27,6 +27,19 @@ def default_kind(source):
     return 'graph' if isinstance(source, data.ArraySource) else 'host'
 
 
+def make_input(kind, source, batch, image_shape, seed, steps_per_epoch, epochs):
+    """(Input, kind used) of --input_pipeline kind ('auto', 'host' or 'graph') for a data.* source."""
+    if kind == 'auto':
+        kind = default_kind(source)
+    if kind == 'host':
+        return host_input(source, batch, image_shape, seed, steps_per_epoch), kind
+    if isinstance(source, data.FolderSource):
+        return graph_input(source.paths, batch, image_shape, seed, steps_per_epoch, epochs, spec=source.spec), kind
+    if isinstance(source, data.PreparedSource):
+        source = data.ArraySource(np.load(source.path))
+    return graph_input(source, batch, image_shape, seed, steps_per_epoch, epochs), kind
+
+
 def host_input(source, batch, image_shape, seed, steps_per_epoch, prefetch=2):
     """Batches assembled by data.batch_stream's background thread, handed to the graph by tf.data."""
     position = {'start_step': 0}

@@ -53,7 +53,6 @@ def _values_and_gradients(build, x_shape, seed):
     variables = tf.trainable_variables()
     grads = tf.gradients(y, [x] + variables, upstream)
     with tf.Session() as sess:
-        tf.set_random_seed(seed)
         sess.run(tf.global_variables_initializer())
         for v in variables:  # weights of a useful scale, the same in both graphs
             sess.run(v.assign(np.random.RandomState(seed + 1).randn(*v.get_shape().as_list()).astype(np.float32)))

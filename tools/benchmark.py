@@ -234,12 +234,8 @@ def input_batch(tf, spec, cfg, batch):
         return images, tf.constant(rng.randint(0, 10, batch).astype(np.uint8)), None, None
     source = open_source(spec, cfg)
     steps_per_epoch = data.batches_per_epoch(len(source), batch)
-    if pipeline.default_kind(source) == 'graph':
-        epochs = 2 + (spec['warmup'] + spec['steps'] + 10) // steps_per_epoch  # timed and traced steps
-        inputs = pipeline.graph_input(source, batch, image_shape, 0, steps_per_epoch, epochs)
-    else:
-        inputs = pipeline.host_input(source, batch, image_shape, 0, steps_per_epoch)
-    spec['pipeline'] = pipeline.default_kind(source)
+    epochs = 2 + (spec['warmup'] + spec['steps'] + 10) // steps_per_epoch  # timed and traced steps
+    inputs, spec['pipeline'] = pipeline.make_input('auto', source, batch, image_shape, 0, steps_per_epoch, epochs)
     return inputs.images, inputs.labels, lambda sess: inputs.initialize(sess, 0), source
 
 
