@@ -4,7 +4,7 @@ import math
 
 from tf_compat import tf
 
-from ops import batch_norm, conv2d, conv_cond_concat, deconv2d, linear, lrelu
+from ops import batch_norm, conv2d, deconv2d, linear, lrelu
 
 GENERATOR_SCOPE = 'generator'
 DISCRIMINATOR_SCOPE = 'discriminator'
@@ -74,10 +74,10 @@ def _conditional_generator(z, y, cfg, training):
     h = linear(h, cfg.gf_dim * 2 * hs[2] * ws[2], 'g_h1_lin')  # N, 6272
     h = tf.nn.relu(batch_norm(h, training, 'g_bn1'))
     h = tf.reshape(h, [-1, hs[2], ws[2], cfg.gf_dim * 2])  # N, 7, 7, 128
-    h = conv_cond_concat(h, y)  # N, 7, 7, 138
-    h = deconv2d(h, hs[1], ws[1], cfg.gf_dim * 2, name='g_h2')  # N, 14, 14, 128
-    h = conv_cond_concat(tf.nn.relu(batch_norm(h, training, 'g_bn2')), y)  # N, 14, 14, 138
-    h = deconv2d(h, hs[0], ws[0], cfg.c_dim, name='g_h3')  # N, 28, 28, 1
+    # labels=y: the layer sees y appended to every position (conv_cond_concat), N, 7, 7, 138 here
+    h = deconv2d(h, hs[1], ws[1], cfg.gf_dim * 2, name='g_h2', labels=y)  # N, 14, 14, 128
+    h = tf.nn.relu(batch_norm(h, training, 'g_bn2'))
+    h = deconv2d(h, hs[0], ws[0], cfg.c_dim, name='g_h3', labels=y)  # (N, 14, 14, 138 ->) N, 28, 28, 1
     return tf.nn.sigmoid(h)
 
 
@@ -97,10 +97,9 @@ def discriminator(x, y, cfg, training):
 
 def _conditional_discriminator(x, y, cfg, training):
     hs, ws = _halvings(cfg.output_height, 2), _halvings(cfg.output_width, 2)
-    h = conv_cond_concat(x, y)  # N, 28, 28, 11
-    h = lrelu(conv2d(h, cfg.c_dim + cfg.y_dim, name='d_h0_conv'))  # N, 14, 14, 11
-    h = conv_cond_concat(h, y)  # N, 14, 14, 21
-    h = conv2d(h, cfg.df_dim + cfg.y_dim, name='d_h1_conv')  # N, 7, 7, 74
+    # labels=y: each conv sees y appended to every position of its input (conv_cond_concat)
+    h = lrelu(conv2d(x, cfg.c_dim + cfg.y_dim, name='d_h0_conv', labels=y))  # (N, 28, 28, 11 ->) N, 14, 14, 11
+    h = conv2d(h, cfg.df_dim + cfg.y_dim, name='d_h1_conv', labels=y)  # (N, 14, 14, 21 ->) N, 7, 7, 74
     h = lrelu(batch_norm(h, training, 'd_bn1'))
     h = tf.reshape(h, [-1, hs[2] * ws[2] * (cfg.df_dim + cfg.y_dim)])  # N, 3626
     h = tf.concat([h, y], 1)  # N, 3636

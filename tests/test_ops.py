@@ -91,3 +91,41 @@ def test_large_maps_keep_the_native_convolution():
     ops.deconv2d(x, 32, 32, 4, name='d', matmul_small=True)
     types = set(o.type for o in tf.get_default_graph().get_operations())
     assert {'Conv2D', 'Conv2DBackpropInput'} <= types and 'ExtractImagePatches' not in types
+
+
+def _labelled_values_and_gradients(build, x_shape, n_labels, seed):
+    """_values_and_gradients of build(x, labels), with random soft labels (the layer is linear in them, so
+    any rows must work, not only one-hot ones)."""
+    labels = tf.constant(np.random.RandomState(seed + 2).rand(x_shape[0], n_labels).astype(np.float32))
+    return _values_and_gradients(lambda x: build(x, labels), x_shape, seed)
+
+
+# (input height, input width, feature channels, label size, out channels): the MNIST layers' shapes
+# (28x28x1, 14x14x11, 7x7x128, 14x14x128 with 10 labels) in miniature, odd and non-square sizes included.
+LABELLED_LAYERS = [(28, 28, 1, 10, 11), (7, 5, 3, 4, 6), (4, 4, 6, 3, 5), (1, 2, 2, 3, 2)]
+
+
+@pytest.mark.parametrize('height, width, features, n_labels, cout', LABELLED_LAYERS)
+@pytest.mark.parametrize('transposed', [False, True])
+@pytest.mark.parametrize('matmul_small', [False, True])
+def test_label_maps_by_linearity_equal_concatenating_first(height, width, features, n_labels, cout, transposed,
+                                                          matmul_small):
+    def layer(x, labels=None):
+        if transposed:
+            return ops.deconv2d(x, 2 * height, 2 * width - width % 2, cout, name='layer', labels=labels,
+                                matmul_small=matmul_small)
+        return ops.conv2d(x, cout, name='layer', labels=labels, matmul_small=matmul_small)
+
+    results, shapes = [], []
+    for split in (False, True):
+        tf.reset_default_graph()
+        if split:
+            build = layer
+        else:
+            def build(x, labels):
+                return layer(ops.conv_cond_concat(x, labels))
+        results.append(_labelled_values_and_gradients(build, [3, height, width, features], n_labels, seed=width))
+        shapes.append([v.get_shape().as_list() for v in tf.trainable_variables()])
+    assert shapes[0] == shapes[1]  # the same variables: checkpoints of either form load into the other
+    for concatenated, split in zip(*results):
+        np.testing.assert_allclose(split, concatenated, rtol=1e-4, atol=1e-4)
