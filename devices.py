@@ -87,12 +87,15 @@ def choose_precision(device, requested, major=None, bf16=None):
     return Precision(mode, 'bfloat16 mixed', '')
 
 
-def small_convs_as_matmul(device):
-    """Whether the networks compute their 4x4-map convolutions as matrix products (ops.SMALL_MAP_AREA).
+def cpu_conv_forms(device):
+    """Whether the networks compute the layers CPU kernels run poorly in an equal, faster form
+    (ops.SMALL_MAP_AREA: 4x4 maps as matrix products; ops.FEW_CHANNELS: transposed convolutions onto the
+    image's channels as convolutions over output phases).
 
-    On a CPU this is faster in every runtime measured (tools/benchmark.py, 64x64 network, two G updates):
-    TensorFlow 1.15 about 1.35x (Eigen's input gradient of those layers is slow), 2.x float32 about 1.07x and
-    bfloat16 about 1.3x (oneDNN blocks 4x4 maps poorly). GPUs and NPUs keep their native convolutions.
+    On a CPU the matrix products are faster in every runtime measured (tools/benchmark.py, 64x64 network,
+    two G updates): TensorFlow 1.15 about 1.35x (Eigen's input gradient of those layers is slow), 2.x
+    float32 about 1.07x and bfloat16 about 1.3x (oneDNN blocks 4x4 maps poorly); the phase convolutions
+    take a further ~3% off a TF 2.x step. GPUs and NPUs keep their native convolutions.
     """
     return device == 'cpu'
 

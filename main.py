@@ -308,7 +308,7 @@ def train(flags, dataset, run_dir, device, precision):
 
     cfg = model.net_config(flags.output_height, flags.output_width, dataset.channels, flags.z_dim,
                            10 if dataset.conditional else 0,
-                           small_convs_as_matmul=devices.small_convs_as_matmul(device))
+                           cpu_conv_forms=devices.cpu_conv_forms(device))
     low, high = model.data_range(cfg)
     batch = flags.batch_size
     steps_per_epoch = data.batches_per_epoch(len(dataset.source), batch, flags.train_size)

@@ -151,5 +151,5 @@ def test_cpu_mixed_precision_on_tf1_is_refused_with_a_sentence(mnist_dir):
 
 
 def test_small_convolutions_are_matrix_products_on_cpu_only():
-    assert devices.small_convs_as_matmul('cpu')
-    assert not devices.small_convs_as_matmul('gpu') and not devices.small_convs_as_matmul('npu')
+    assert devices.cpu_conv_forms('cpu')
+    assert not devices.cpu_conv_forms('gpu') and not devices.cpu_conv_forms('npu')

@@ -62,10 +62,10 @@ def _values_and_gradients(build, x_shape, seed):
 @pytest.mark.parametrize('height, width, cin, cout', SMALL_CONVS)
 def test_conv_as_matmul_equals_the_convolution(height, width, cin, cout):
     results = []
-    for matmul_small in (False, True):
+    for cpu_forms in (False, True):
         tf.reset_default_graph()
         results.append(_values_and_gradients(
-            lambda x: ops.conv2d(x, cout, matmul_small=matmul_small), [3, height, width, cin], seed=height))
+            lambda x: ops.conv2d(x, cout, cpu_forms=cpu_forms), [3, height, width, cin], seed=height))
     assert not [o for o in tf.get_default_graph().get_operations() if o.type.startswith('Conv2D')]
     for native, matmul in zip(*results):
         np.testing.assert_allclose(matmul, native, rtol=1e-4, atol=1e-4)
@@ -75,10 +75,10 @@ def test_conv_as_matmul_equals_the_convolution(height, width, cin, cout):
 def test_deconv_as_matmul_equals_the_transposed_convolution(height, width, cin, cout):
     out_height, out_width = 2 * height - height % 2, 2 * width  # odd sizes too: ceil(out / 2) == in
     results = []
-    for matmul_small in (False, True):
+    for cpu_forms in (False, True):
         tf.reset_default_graph()
         results.append(_values_and_gradients(
-            lambda x: ops.deconv2d(x, out_height, out_width, cout, matmul_small=matmul_small),
+            lambda x: ops.deconv2d(x, out_height, out_width, cout, cpu_forms=cpu_forms),
             [3, height, width, cin], seed=width))
     assert not [o for o in tf.get_default_graph().get_operations() if o.type.startswith('Conv2D')]
     for native, matmul in zip(*results):
@@ -87,10 +87,44 @@ def test_deconv_as_matmul_equals_the_transposed_convolution(height, width, cin, 
 
 def test_large_maps_keep_the_native_convolution():
     x = tf.zeros([2, 16, 16, 3])
-    ops.conv2d(x, 4, name='c', matmul_small=True)
-    ops.deconv2d(x, 32, 32, 4, name='d', matmul_small=True)
+    ops.conv2d(tf.zeros([2, 16, 16, 8]), 4, name='c', cpu_forms=True)
+    ops.deconv2d(x, 32, 32, 8, name='d', cpu_forms=True)
     types = set(o.type for o in tf.get_default_graph().get_operations())
-    assert {'Conv2D', 'Conv2DBackpropInput'} <= types and 'ExtractImagePatches' not in types
+    assert {'Conv2D', 'Conv2DBackpropInput'} <= types and not types & {'ExtractImagePatches', 'DepthToSpace'}
+
+
+# Maps above SMALL_MAP_AREA (so the matmul form does not take them) onto or from few channels: (input
+# height, input width, output height, output width, many channels, few channels), odd sizes included.
+FEW_CHANNEL_LAYERS = [(8, 8, 16, 16, 6, 3), (5, 4, 9, 8, 4, 1), (6, 7, 11, 14, 3, 2), (3, 9, 5, 17, 2, 4)]
+
+
+@pytest.mark.parametrize('height, width, out_height, out_width, many, few', FEW_CHANNEL_LAYERS)
+def test_deconv_onto_few_channels_by_phases_equals_the_transposed_convolution(height, width, out_height,
+                                                                              out_width, many, few):
+    results = []
+    for cpu_forms in (False, True):
+        tf.reset_default_graph()
+        results.append(_values_and_gradients(
+            lambda x: ops.deconv2d(x, out_height, out_width, few, cpu_forms=cpu_forms), [3, height, width, many],
+            seed=width))
+    forward_types = set(o.type for o in tf.get_default_graph().get_operations() if 'gradients' not in o.name)
+    assert 'DepthToSpace' in forward_types and 'Conv2DBackpropInput' not in forward_types
+    for native, phases in zip(*results):
+        np.testing.assert_allclose(phases, native, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('height, width, out_height, out_width, many, few', FEW_CHANNEL_LAYERS)
+def test_conv_of_few_channels_gets_its_input_gradient_by_phases(height, width, out_height, out_width, many,
+                                                                few):
+    results = []
+    for cpu_forms in (False, True):
+        tf.reset_default_graph()
+        results.append(_values_and_gradients(
+            lambda x: ops.conv2d(x, many, cpu_forms=cpu_forms), [3, out_height, out_width, few], seed=height))
+    gradient_types = set(o.type for o in tf.get_default_graph().get_operations() if 'gradients' in o.name)
+    assert 'DepthToSpace' in gradient_types and 'Conv2DBackpropInput' not in gradient_types
+    for native, phases in zip(*results):
+        np.testing.assert_allclose(phases, native, rtol=1e-4, atol=1e-4)
 
 
 def _labelled_values_and_gradients(build, x_shape, n_labels, seed):
@@ -107,14 +141,14 @@ LABELLED_LAYERS = [(28, 28, 1, 10, 11), (7, 5, 3, 4, 6), (4, 4, 6, 3, 5), (1, 2,
 
 @pytest.mark.parametrize('height, width, features, n_labels, cout', LABELLED_LAYERS)
 @pytest.mark.parametrize('transposed', [False, True])
-@pytest.mark.parametrize('matmul_small', [False, True])
+@pytest.mark.parametrize('cpu_forms', [False, True])
 def test_label_maps_by_linearity_equal_concatenating_first(height, width, features, n_labels, cout, transposed,
-                                                          matmul_small):
+                                                          cpu_forms):
     def layer(x, labels=None):
         if transposed:
             return ops.deconv2d(x, 2 * height, 2 * width - width % 2, cout, name='layer', labels=labels,
-                                matmul_small=matmul_small)
-        return ops.conv2d(x, cout, name='layer', labels=labels, matmul_small=matmul_small)
+                                cpu_forms=cpu_forms)
+        return ops.conv2d(x, cout, name='layer', labels=labels, cpu_forms=cpu_forms)
 
     results, shapes = [], []
     for split in (False, True):
