@@ -1,4 +1,5 @@
 """Layers of the DCGAN graph (conv, deconv, linear, batch norm) as plain TF1 ops with the reference's names."""
+import numpy as np
 from tensorflow.python.ops import gen_nn_ops
 
 from tf_compat import tf
@@ -192,10 +193,10 @@ def _deconv_as_matmul(x, w, stride, out_height, out_width):
 def _phase_taps(in_size, out_size, kernel, stride):
     """One spatial axis of a SAME transposed convolution as a stride-1 convolution over phases.
 
-    Output position stride * m + r takes input rows m + t for t in the window [t_first, t_first + window),
-    through kernel tap taps[r][t - t_first] (None: that phase has no such tap). Returns
-    (taps, t_first, window, pad_before, pad_after, grid): pad the input so that a VALID window convolution
-    gives at least grid rows, of which the first grid = ceil(out_size / stride) are used.
+    Output row stride * m + r takes input rows m + t for t in a window [t_first, t_first + window), through
+    kernel tap taps[r][t - t_first] (None: that phase has no such tap). Returns (taps, pad_before,
+    pad_after, grid): the input padded so, a VALID convolution with the window gives at least grid =
+    ceil(out_size / stride) rows, the first grid of which are the phase grid.
     """
     top = _same_padding(out_size, kernel, stride)[0]
     # Tap kh of input row i lands on output row stride * i + kh - top.
@@ -209,12 +210,11 @@ def _phase_taps(in_size, out_size, kernel, stride):
     pad_before = -t_first
     pad_after = max(0, grid - 1 + t_first + window - 1 - (in_size - 1))
     taps = [[by_phase[r].get(t_first + j) for j in range(window)] for r in range(stride)]
-    return taps, t_first, window, pad_before, pad_after, grid
+    return taps, pad_before, pad_after, grid
 
 
 def _phase_selection(taps_h, taps_w, kernel_h, kernel_w, stride):
     """0/1 matrix [window_h * window_w * stride * stride, kernel_h * kernel_w] picking each phase's taps."""
-    import numpy as np
     window_h, window_w = len(taps_h[0]), len(taps_w[0])
     selection = np.zeros([window_h, window_w, stride, stride, kernel_h * kernel_w], np.float32)
     for a in range(window_h):
@@ -231,8 +231,9 @@ def _deconv_as_phase_conv(x, w, stride, out_height, out_width):
     convolution onto stride * stride * out channels (one per output phase) and depth_to_space."""
     kernel_h, kernel_w, out_channels, in_channels = [int(d) for d in w.get_shape()]
     in_height, in_width = [int(d) for d in x.get_shape()[1:3]]
-    taps_h, _, window_h, before_h, after_h, grid_h = _phase_taps(in_height, out_height, kernel_h, stride)
-    taps_w, _, window_w, before_w, after_w, grid_w = _phase_taps(in_width, out_width, kernel_w, stride)
+    taps_h, before_h, after_h, grid_h = _phase_taps(in_height, out_height, kernel_h, stride)
+    taps_w, before_w, after_w, grid_w = _phase_taps(in_width, out_width, kernel_w, stride)
+    window_h, window_w = len(taps_h[0]), len(taps_w[0])
     selection = tf.constant(_phase_selection(taps_h, taps_w, kernel_h, kernel_w, stride), dtype=w.dtype)
     phase_kernel = tf.reshape(tf.matmul(selection, tf.reshape(w, [kernel_h * kernel_w, -1])),
                               [window_h, window_w, stride, stride, out_channels, in_channels])
