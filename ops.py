@@ -63,10 +63,10 @@ def conv2d(x, out_channels, kernel=5, stride=2, stddev=INIT_STDDEV, name='conv2d
         def convolve(inputs, weights):
             if cpu_forms and out_height * out_width <= SMALL_MAP_AREA:
                 return _conv_as_matmul(inputs, weights, stride)
-            if cpu_forms and int(inputs.get_shape()[-1]) <= FEW_CHANNELS:
-                with tf.get_default_graph().gradient_override_map({'Conv2D': _PHASE_INPUT_GRADIENT}):
-                    return tf.nn.conv2d(inputs, weights, strides=[1, stride, stride, 1], padding='SAME')
-            return tf.nn.conv2d(inputs, weights, strides=[1, stride, stride, 1], padding='SAME')
+            few_channels = cpu_forms and int(inputs.get_shape()[-1]) <= FEW_CHANNELS
+            gradient = {'Conv2D': _PHASE_INPUT_GRADIENT} if few_channels else {}
+            with tf.get_default_graph().gradient_override_map(gradient):
+                return tf.nn.conv2d(inputs, weights, strides=[1, stride, stride, 1], padding='SAME')
         if labels is None:
             y = convolve(x, w)
         else:

@@ -150,6 +150,6 @@ def test_cpu_mixed_precision_on_tf1_is_refused_with_a_sentence(mnist_dir):
     assert result.returncode == 2 and 'needs TensorFlow 2.x' in result.stdout
 
 
-def test_small_convolutions_are_matrix_products_on_cpu_only():
+def test_cpu_conv_forms_are_for_cpus_only():
     assert devices.cpu_conv_forms('cpu')
     assert not devices.cpu_conv_forms('gpu') and not devices.cpu_conv_forms('npu')

@@ -59,30 +59,37 @@ def _values_and_gradients(build, x_shape, seed):
         return sess.run([y] + grads)
 
 
-@pytest.mark.parametrize('height, width, cin, cout', SMALL_CONVS)
-def test_conv_as_matmul_equals_the_convolution(height, width, cin, cout):
+def _native_and_cpu_form(build, x_shape, seed):
+    """_values_and_gradients of build(x, cpu_forms) with the CPU forms off, then on (whose graph stays the
+    default graph, for the callers' op-type checks)."""
     results = []
     for cpu_forms in (False, True):
         tf.reset_default_graph()
-        results.append(_values_and_gradients(
-            lambda x: ops.conv2d(x, cout, cpu_forms=cpu_forms), [3, height, width, cin], seed=height))
+        results.append(_values_and_gradients(lambda x: build(x, cpu_forms), x_shape, seed))
+    return results
+
+
+def _assert_same(results):
+    for native, cpu_form in zip(*results):
+        np.testing.assert_allclose(cpu_form, native, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('height, width, cin, cout', SMALL_CONVS)
+def test_conv_as_matmul_equals_the_convolution(height, width, cin, cout):
+    results = _native_and_cpu_form(lambda x, cpu_forms: ops.conv2d(x, cout, cpu_forms=cpu_forms),
+                                   [3, height, width, cin], seed=height)
     assert not [o for o in tf.get_default_graph().get_operations() if o.type.startswith('Conv2D')]
-    for native, matmul in zip(*results):
-        np.testing.assert_allclose(matmul, native, rtol=1e-4, atol=1e-4)
+    _assert_same(results)
 
 
 @pytest.mark.parametrize('height, width, cin, cout', SMALL_DECONVS)
 def test_deconv_as_matmul_equals_the_transposed_convolution(height, width, cin, cout):
     out_height, out_width = 2 * height - height % 2, 2 * width  # odd sizes too: ceil(out / 2) == in
-    results = []
-    for cpu_forms in (False, True):
-        tf.reset_default_graph()
-        results.append(_values_and_gradients(
-            lambda x: ops.deconv2d(x, out_height, out_width, cout, cpu_forms=cpu_forms),
-            [3, height, width, cin], seed=width))
+    results = _native_and_cpu_form(
+        lambda x, cpu_forms: ops.deconv2d(x, out_height, out_width, cout, cpu_forms=cpu_forms),
+        [3, height, width, cin], seed=width)
     assert not [o for o in tf.get_default_graph().get_operations() if o.type.startswith('Conv2D')]
-    for native, matmul in zip(*results):
-        np.testing.assert_allclose(matmul, native, rtol=1e-4, atol=1e-4)
+    _assert_same(results)
 
 
 def test_large_maps_keep_the_native_convolution():
@@ -101,30 +108,22 @@ FEW_CHANNEL_LAYERS = [(8, 8, 16, 16, 6, 3), (5, 4, 9, 8, 4, 1), (6, 7, 11, 14, 3
 @pytest.mark.parametrize('height, width, out_height, out_width, many, few', FEW_CHANNEL_LAYERS)
 def test_deconv_onto_few_channels_by_phases_equals_the_transposed_convolution(height, width, out_height,
                                                                               out_width, many, few):
-    results = []
-    for cpu_forms in (False, True):
-        tf.reset_default_graph()
-        results.append(_values_and_gradients(
-            lambda x: ops.deconv2d(x, out_height, out_width, few, cpu_forms=cpu_forms), [3, height, width, many],
-            seed=width))
+    results = _native_and_cpu_form(
+        lambda x, cpu_forms: ops.deconv2d(x, out_height, out_width, few, cpu_forms=cpu_forms),
+        [3, height, width, many], seed=width)
     forward_types = set(o.type for o in tf.get_default_graph().get_operations() if 'gradients' not in o.name)
     assert 'DepthToSpace' in forward_types and 'Conv2DBackpropInput' not in forward_types
-    for native, phases in zip(*results):
-        np.testing.assert_allclose(phases, native, rtol=1e-4, atol=1e-4)
+    _assert_same(results)
 
 
 @pytest.mark.parametrize('height, width, out_height, out_width, many, few', FEW_CHANNEL_LAYERS)
 def test_conv_of_few_channels_gets_its_input_gradient_by_phases(height, width, out_height, out_width, many,
                                                                 few):
-    results = []
-    for cpu_forms in (False, True):
-        tf.reset_default_graph()
-        results.append(_values_and_gradients(
-            lambda x: ops.conv2d(x, many, cpu_forms=cpu_forms), [3, out_height, out_width, few], seed=height))
+    results = _native_and_cpu_form(lambda x, cpu_forms: ops.conv2d(x, many, cpu_forms=cpu_forms),
+                                   [3, out_height, out_width, few], seed=height)
     gradient_types = set(o.type for o in tf.get_default_graph().get_operations() if 'gradients' in o.name)
     assert 'DepthToSpace' in gradient_types and 'Conv2DBackpropInput' not in gradient_types
-    for native, phases in zip(*results):
-        np.testing.assert_allclose(phases, native, rtol=1e-4, atol=1e-4)
+    _assert_same(results)
 
 
 def _labelled_values_and_gradients(build, x_shape, n_labels, seed):

@@ -223,20 +223,20 @@ def open_source(spec, cfg):
 
 
 def input_batch(tf, spec, cfg, batch):
-    """(uint8 images, uint8 labels, initialize(sess), source): main.train's pipeline for the source (as
-    --input_pipeline auto picks it), or constants (bare: no initialize, no source)."""
+    """(uint8 images, uint8 labels, initialize(sess), source, pipeline kind): main.train's pipeline for the
+    source (as --input_pipeline auto picks it), or constants (bare: no initialize, no source)."""
     import data
     import pipeline
     image_shape = [batch, cfg.output_height, cfg.output_width, cfg.c_dim]
     if spec['input'] == 'bare':
         rng = np.random.RandomState(1)
         images = tf.constant(rng.randint(0, 256, image_shape).astype(np.uint8))
-        return images, tf.constant(rng.randint(0, 10, batch).astype(np.uint8)), None, None
+        return images, tf.constant(rng.randint(0, 10, batch).astype(np.uint8)), None, None, 'constants'
     source = open_source(spec, cfg)
     steps_per_epoch = data.batches_per_epoch(len(source), batch)
     epochs = 2 + (spec['warmup'] + spec['steps'] + 10) // steps_per_epoch  # timed and traced steps
-    inputs, spec['pipeline'] = pipeline.make_input('auto', source, batch, image_shape, 0, steps_per_epoch, epochs)
-    return inputs.images, inputs.labels, lambda sess: inputs.initialize(sess, 0), source
+    inputs, kind = pipeline.make_input('auto', source, batch, image_shape, 0, steps_per_epoch, epochs)
+    return inputs.images, inputs.labels, lambda sess: inputs.initialize(sess, 0), source, kind
 
 
 def input_seconds(source, batch, times=3):
@@ -293,7 +293,7 @@ def run_training_config(spec):
     result.update(device=device, precision=precision.compute)
     cfg = model.net_config(net['size'], net['size'], net['channels'], y_dim=net['y_dim'],
                            cpu_conv_forms=devices.cpu_conv_forms(device))
-    # FLOPs as the convolutions define them, whichever way they are computed (ops.SMALL_MAP_AREA)
+    # FLOPs as the convolutions define them, whichever form computes them (ops.SMALL_MAP_AREA, FEW_CHANNELS)
     g_forward, d_forward = forward_gflop(tf, model, cfg._replace(cpu_conv_forms=False))
     result.update(g_forward_gflop=g_forward, d_forward_gflop=d_forward,
                   counted_gflop_per_image=gflop_per_image(g_forward, d_forward, net['g_steps']))
@@ -302,8 +302,7 @@ def run_training_config(spec):
     batch = spec['batch']
     started = time.time()
     tf.set_random_seed(0)
-    images_u8, labels_u8, initializer, source = input_batch(tf, spec, cfg, batch)
-    result['pipeline'] = spec.get('pipeline', 'constants')  # which main.py input pipeline fed it
+    images_u8, labels_u8, initializer, source, result['pipeline'] = input_batch(tf, spec, cfg, batch)
     low, high = model.data_range(cfg)
     real = tf.cast(images_u8, tf.float32) * ((high - low) / 255.0) + low
     y = tf.one_hot(tf.cast(labels_u8, tf.int32), 10) if cfg.y_dim else None
