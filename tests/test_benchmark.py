@@ -1,15 +1,17 @@
-"""tools/benchmark.py: its pure helpers, and a quick run of one tiny configuration to a table and JSON."""
+"""tools/benchmark.py: its pure helpers, R1's rebuilt step, and a quick run of tiny configurations to a table and JSON."""
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import REPO
 
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 import benchmark  # noqa: E402  (imports no TensorFlow: children do)
+import reference_step  # noqa: E402
 
 SCRIPT = os.path.join(REPO, 'tools', 'benchmark.py')
 
@@ -37,7 +39,9 @@ def test_config_names():
     assert benchmark.parse_config('dcgan64_g2_prepared') == dict(
         name='dcgan64_g2_prepared', net='dcgan64_g2', input='prepared', mixed=False)
     assert benchmark.parse_config('mnist_bare_mixed')['mixed']
-    for bad in ('dcgan64_prepared', 'mnist', 'mnist_disk', 'mnist_bare_fp16'):
+    assert benchmark.parse_config('mnist_reference')['input'] == 'reference'
+    for bad in ('dcgan64_prepared', 'mnist', 'mnist_disk', 'mnist_bare_fp16', 'dcgan64_g1_reference',
+                'mnist_reference_mixed'):
         with pytest.raises(ValueError):
             benchmark.parse_config(bad)
 
@@ -66,15 +70,83 @@ def test_targets_say_pass_or_miss_and_by_how_much():
     assert reach['measured'] == pytest.approx(80.0 * 5.5 / 600.0) and reach['status'] == 'PASS'
 
 
+def test_targets_against_r1_timed_in_the_same_run():
+    def row(net, inp, rate, tf_version):
+        return dict(name=net + '_' + inp, net=net, input=inp, mixed=False, status='ok', images_per_s=rate,
+                    precision='float32', losses_finite=True, g_steps=2, counted_gflop_per_image=0.5,
+                    tf_version=tf_version, input_label=benchmark.input_label(net, inp, tf_version))
+    rows = [row('dcgan64_g2', 'prepared', 40.0, '2.21.0'), row('dcgan64_g2', 'reference', 12.0, '1.15.0'),
+            row('dcgan64_g2', 'reference', 25.0, '2.21.0'), row('mnist', 'prepared', 300.0, '2.21.0'),
+            row('mnist', 'reference', 110.0, '1.15.0')]
+    benchmark.add_derived(rows, reachable=600.0)
+    assert rows[1]['ratio_to_floor'] is None and rows[1]['input_label'] == 'R1: JPEGs, TF 1.15.0'
+    checks = benchmark.check_targets(rows, tf_major=2)
+    r1 = dict((c['target'], c) for c in checks if 'R1 in this run' in c['target'])
+    on_tf1 = [c for t, c in r1.items() if t.startswith('dcgan64_g2') and 'TF 1.15.0' in t][0]
+    assert on_tf1['status'] == 'PASS' and on_tf1['measured'] == pytest.approx(40.0 / 12.0) and on_tf1['needed'] == 3.0
+    on_tf2 = [c for t, c in r1.items() if t.startswith('dcgan64_g2') and 'TF 2.21.0' in t][0]
+    assert on_tf2['status'] == 'INFO' and on_tf2['measured'] == pytest.approx(1.6)
+    mnist = [c for t, c in r1.items() if t.startswith('mnist')][0]
+    assert mnist['status'] == 'MISS' and mnist['by'] == '9% short'  # 300/110 = 2.73 of the needed 3
+    # on TF 1.15 the 64x64 target is 1.3x R1, and MNIST has none
+    for r in rows:
+        r['tf_version'] = '1.15.0'
+    checks = dict((c['target'], c) for c in benchmark.check_targets(rows, tf_major=1) if 'R1 in this run' in c['target'])
+    assert [c['needed'] for t, c in checks.items() if t.startswith('dcgan64_g2')] == [1.3, 1.3]
+    assert [c['status'] for t, c in checks.items() if t.startswith('mnist')] == ['INFO']
+
+
+def _r1_variables(tf, size, channels, y_dim, batch):
+    graph = reference_step.build(tf, size, channels, y_dim, batch)
+    shapes = dict((v.op.name, v.get_shape().as_list()) for v in tf.global_variables()
+                  if v.op.name.startswith(('generator/', 'discriminator/')) and 'Adam' not in v.op.name)
+    return graph, shapes
+
+
+@pytest.mark.parametrize('net', ['dcgan64', 'mnist'])
+def test_r1_rebuilt_has_its_variables_and_trains(net, tmp_path):
+    from PIL import Image
+    from tf_compat import tf
+    import test_model
+    rng = np.random.RandomState(0)
+    batch = 4
+    with tf.Graph().as_default():
+        if net == 'mnist':
+            graph, shapes = _r1_variables(tf, 28, 1, 10, batch)
+            batches = reference_step.array_batches(rng.uniform(0, 1, (8, 28, 28, 1)).astype(np.float32),
+                                                   np.eye(10, dtype=np.float32)[rng.randint(0, 10, 8)], batch)
+            assert shapes == test_model.REFERENCE_MNIST
+        else:
+            graph, shapes = _r1_variables(tf, 64, 3, 0, batch)
+            paths = []
+            for i in range(batch):  # larger than R1's 108 x 108 centre crop
+                paths.append(str(tmp_path / ('%d.jpg' % i)))
+                Image.fromarray(rng.randint(0, 256, (130, 120, 3)).astype(np.uint8)).save(paths[-1])
+            batches = reference_step.jpeg_batches(paths, batch)
+            first, _ = next(reference_step.jpeg_batches(paths, batch))
+            assert first.shape == (batch, 64, 64, 3) and first.dtype == np.float32
+            assert -1.0 <= first.min() < first.max() <= 1.0
+            assert shapes == test_model.REFERENCE_64
+        moving_mean = [v for v in tf.global_variables() if v.op.name == 'generator/g_bn0/moving_mean'][0]
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            losses = reference_step.train_step(sess, graph, batches, np.random.RandomState(1))
+            assert np.isfinite(losses).all() and losses[0] > 0 and losses[1] > 0
+            # R1's batch norm moves its averages in every training-mode pass (5 G passes per step here)
+            assert np.abs(sess.run(moving_mean)).max() > 0
+
+
 def test_unknown_config_is_a_usage_error():
     result = run_benchmark('--configs', 'mnist_disk', timeout=60)
     assert result.returncode == 2 and 'unknown configuration' in result.stdout
+    result = run_benchmark('--reference_python', '/nonexistent/python', timeout=60)
+    assert result.returncode == 2 and 'not an executable file' in result.stdout
 
 
 def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     path = tmp_path / 'bench.json'
-    result = run_benchmark('--quick', '--configs', 'mnist_synthetic', 'mnist_folder', '--steps', 3, '--warmup', 1,
-                           '--json', path)
+    result = run_benchmark('--quick', '--configs', 'mnist_synthetic', 'mnist_folder', 'mnist_reference',
+                           '--reference_python', 'none', '--steps', 3, '--warmup', 1, '--json', path)
     assert result.returncode == 0, result.stdout
     assert 'reachable float32 compute' in result.stdout and 'mnist_synthetic' in result.stdout
     with open(str(path)) as f:
@@ -93,3 +165,7 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     assert run['achieved_gflops'] == pytest.approx(run['images_per_s'] * run['gflop_per_image'])
     assert 0.4 < run['gflop_per_image'] < 0.7  # the conditional MNIST step, counted from its graph
     assert rows['mnist_folder']['status'] == 'n/a'
+    r1 = rows['mnist_reference']  # R1 on this runtime only (--reference_python none)
+    assert r1['status'] == 'ok' and r1['tf_version'] == report['tf_version'] and len(r1['step_seconds']) == 3
+    assert r1['losses_finite'] and r1['ratio_to_floor'] is None
+    assert r1['gflop_per_image'] > run['gflop_per_image']  # R1 convolves the tiled labels too

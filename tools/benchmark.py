@@ -7,8 +7,10 @@ reachable GFLOP/s, float32 against mixed precision and peak memory, as a table a
 
 Run it with the interpreter of the runtime to measure (.venv: TensorFlow 2.x, .venv37: TensorFlow 1.15).
 Each training configuration runs in its own process (so its peak resident memory is its own) through
-the code `main.py --train` runs: data.batch_stream into tf.data.Dataset.from_generator, model.build_train_ops,
-devices.session_config, and one sess.run of the step and both losses per step.
+the code `main.py --train` runs: its input pipeline (main.py's --input_pipeline auto), model.build_train_ops,
+devices.session_config, and one sess.run of the step and both losses per step. The *_reference rows time
+R1, the TF1 reference, rebuilt in tools/reference_step.py, in the same run: on this runtime and on TF 1.15
+(--reference_python), against which the issue's speed targets are checked besides its fixed figures.
 """
 import argparse
 import json
@@ -41,9 +43,12 @@ INPUTS = {
     'folder': '(b) JPEG folder',
     'synthetic': '(c) in-memory synthetic',
     'bare': 'bare graph (constants)',
+    'reference': "R1's own step and input",
 }
 MNIST_PREPARED = '(a) idx files in memory'  # MNIST's prepared form: main.py reads the idx files into RAM
-DEFAULT_CONFIGS = [net + '_' + inp for net in NETS for inp in INPUTS] + [
+# R1 (the TF1 reference, rebuilt in tools/reference_step.py) always ran two G updates and float32 on a CPU.
+REFERENCE_CONFIGS = ['dcgan64_g2_reference', 'mnist_reference']
+DEFAULT_CONFIGS = [net + '_' + inp for net in NETS for inp in INPUTS if inp != 'reference'] + REFERENCE_CONFIGS + [
     'dcgan64_g2_synthetic_mixed', 'dcgan64_g2_bare_mixed', 'mnist_synthetic_mixed']
 
 # Reference figures, measured by the project lead on this machine class (2-core x86-64 CPU with
@@ -76,10 +81,15 @@ def parse_config(name):
     if net not in NETS or inp not in INPUTS:
         raise ValueError('unknown configuration %r: use <net>_<input>[_mixed] with net one of %s and input '
                          'one of %s.' % (name, ', '.join(NETS), ', '.join(INPUTS)))
+    if inp == 'reference' and (mixed or name not in REFERENCE_CONFIGS):
+        raise ValueError('R1 ran two G updates in float32 only: its configurations are %s.'
+                         % ' and '.join(REFERENCE_CONFIGS))
     return dict(name=name, net=net, input=inp, mixed=mixed)
 
 
-def input_label(net, inp):
+def input_label(net, inp, tf_version=''):
+    if inp == 'reference':  # R1 decoded JPEGs per batch; it held MNIST in memory as floats
+        return 'R1: %s, TF %s' % ('MNIST' if net == 'mnist' else 'JPEGs', tf_version or '?')
     return MNIST_PREPARED if net == 'mnist' and inp == 'prepared' else INPUTS[inp]
 
 
@@ -187,7 +197,12 @@ def prepare_data(work_dir, configs, mnist_dir, n_images, quick):
         cache, _ = data.prepare(work_dir, 'faces', spec, paths)
         info.update(jpeg_folder=folder, jpeg_count=len(paths), jpeg_mean_kb=round(kb, 1), prepared_cache=cache,
                     jpeg_content='smooth random colour fields with mild noise, 178x218, quality 90')
-    if ('mnist', 'prepared') in inputs:
+    if ('dcgan64_g2', 'reference') in inputs and 'jpeg_folder' not in info:
+        folder = os.path.join(work_dir, 'faces')
+        kb = make_jpeg_folder(folder, n_images)
+        info.update(jpeg_folder=folder, jpeg_count=n_images, jpeg_mean_kb=round(kb, 1),
+                    jpeg_content='smooth random colour fields with mild noise, 178x218, quality 90')
+    if ('mnist', 'prepared') in inputs or ('mnist', 'reference') in inputs:
         if mnist_dir and data.mnist_available(mnist_dir):
             info.update(mnist_dir=mnist_dir, mnist_content='real MNIST (60,000 training digits)')
         else:
@@ -253,19 +268,22 @@ def input_seconds(source, batch, times=3):
 
 def forward_gflop(tf, model, cfg):
     """GFLOP per image of one generator and one discriminator forward pass, counted by tf.profiler."""
+    def y():
+        return tf.zeros([64, cfg.y_dim]) if cfg.y_dim else None
+    return count_gflop(tf, lambda: model.generator(tf.zeros([64, cfg.z_dim]), y(), cfg, True),
+                       lambda: model.discriminator(tf.zeros([64, cfg.output_height, cfg.output_width, cfg.c_dim]),
+                                                   y(), cfg, True))
+
+
+def count_gflop(tf, *builders):
+    """GFLOP per image (of a batch of 64) of the graph each builder makes, counted by tf.profiler."""
     def count(build):
         with tf.Graph().as_default() as graph:
             build()
             options = tf.profiler.ProfileOptionBuilder.float_operation()
             options['output'] = 'none'
             return tf.profiler.profile(graph, cmd='op', options=options).total_float_ops / 64e9
-
-    def y():
-        return tf.zeros([64, cfg.y_dim]) if cfg.y_dim else None
-    g = count(lambda: model.generator(tf.zeros([64, cfg.z_dim]), y(), cfg, True))
-    d = count(lambda: model.discriminator(
-        tf.zeros([64, cfg.output_height, cfg.output_width, cfg.c_dim]), y(), cfg, True))
-    return g, d
+    return [count(build) for build in builders]
 
 
 def train_hparams(model, g_steps):
@@ -317,29 +335,68 @@ def run_training_config(spec):
             initializer(sess)
         result['build_seconds'] = time.time() - started
 
-        # ---- warm-up, then the timed steps: only sess.run between the clock reads
-        for _ in range(spec['warmup']):
-            sess.run(fetches)
-        step_seconds, losses = [], []
-        cpu_start, wall_start, machine_start = os.times(), time.time(), machine_jiffies()
-        for _ in range(spec['steps']):
-            t0 = time.perf_counter()
-            values = sess.run(fetches)
-            step_seconds.append(time.perf_counter() - t0)
-            losses.append(values[1:])
-        cpu_end, wall, machine_end = os.times(), time.time() - wall_start, machine_jiffies()
-        losses = np.asarray(losses, np.float64)
-        own = ((cpu_end[0] - cpu_start[0]) + (cpu_end[1] - cpu_start[1])) / max(wall, 1e-9)
-        result.update(rate_stats(step_seconds, batch))
-        result.update(status='ok', steps=spec['steps'], warmup=spec['warmup'], step_seconds=step_seconds,
-                      losses_finite=bool(np.isfinite(losses).all()), last_d_loss=float(losses[-1, 0]),
-                      last_g_loss=float(losses[-1, 1]), cpu_busy=own,
-                      others_busy=other_cores_busy(machine_start, machine_end, own))
-        result['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KB on Linux
+        # only sess.run between the clock reads
+        result.update(timed_steps(lambda: sess.run(fetches)[1:], spec, batch))
         if source is not None:  # what the pipeline costs per batch, with the session idle
             result['input_ms_per_batch'] = 1000 * input_seconds(source, batch)
         if spec.get('trace'):
             result['trace'] = trace_steps(tf, sess, fetches, spec)
+    return result
+
+
+def timed_steps(step, spec, batch):
+    """Runs spec['warmup'] steps, then times spec['steps']; step() returns (d_loss, g_loss). Rates, spread,
+    losses, cores busy (own and others') and peak resident memory, as a result dict."""
+    for _ in range(spec['warmup']):
+        step()
+    step_seconds, losses = [], []
+    cpu_start, wall_start, machine_start = os.times(), time.time(), machine_jiffies()
+    for _ in range(spec['steps']):
+        t0 = time.perf_counter()
+        losses.append(step())
+        step_seconds.append(time.perf_counter() - t0)
+    cpu_end, wall, machine_end = os.times(), time.time() - wall_start, machine_jiffies()
+    losses = np.asarray(losses, np.float64)
+    own = ((cpu_end[0] - cpu_start[0]) + (cpu_end[1] - cpu_start[1])) / max(wall, 1e-9)
+    return dict(rate_stats(step_seconds, batch), status='ok', steps=spec['steps'], warmup=spec['warmup'],
+                step_seconds=step_seconds, losses_finite=bool(np.isfinite(losses).all()),
+                last_d_loss=float(losses[-1, 0]), last_g_loss=float(losses[-1, 1]), cpu_busy=own,
+                others_busy=other_cores_busy(machine_start, machine_end, own),
+                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)  # KB on Linux
+
+
+def run_reference_config(spec):
+    """Times R1's step (tools/reference_step.py) on this interpreter's TensorFlow; returns a result dict."""
+    from tf_compat import tf
+    import data
+    import reference_step
+    net = NETS[spec['net']]
+    size, channels, y_dim = net['size'], net['channels'], net['y_dim']
+    result = dict(name=spec['name'], net=spec['net'], input=spec['input'], g_steps=net['g_steps'],
+                  batch=spec['batch'], tf_version=tf.__version__, device='cpu', precision='float32',
+                  input_label=input_label(spec['net'], 'reference', tf.__version__),
+                  pipeline='feed_dict, decoded on the training thread')
+    def labels():
+        return tf.zeros([64, y_dim]) if y_dim else None
+    g_forward, d_forward = count_gflop(
+        tf, lambda: reference_step.generator(tf, tf.zeros([64, 100]), labels(), size, channels),
+        lambda: reference_step.discriminator(tf, tf.zeros([64, size, size, channels]), labels(), reuse=False))
+    result.update(g_forward_gflop=g_forward, d_forward_gflop=d_forward,
+                  counted_gflop_per_image=gflop_per_image(g_forward, d_forward, net['g_steps']))
+    batch = spec['batch']
+    tf.set_random_seed(0)
+    if y_dim:
+        images, digits = data.load_mnist(spec['data']['mnist_dir'])
+        batches = reference_step.array_batches(images.astype(np.float32) / 255.0,
+                                               np.eye(10, dtype=np.float32)[digits], batch)
+    else:
+        batches = reference_step.jpeg_batches(data.list_images(spec['data']['jpeg_folder'], '*.jpg'), batch)
+    graph = reference_step.build(tf, size, channels, y_dim, batch)
+    rng = np.random.RandomState(0)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        result.update(timed_steps(lambda: reference_step.train_step(sess, graph, batches, rng, net['g_steps']),
+                                  spec, batch))
     return result
 
 
@@ -440,7 +497,8 @@ def merge_compute(first, second):
 
 
 def child_main(spec):
-    result = run_compute(spec) if spec['kind'] == 'compute' else run_training_config(spec)
+    run = dict(compute=run_compute, reference=run_reference_config, train=run_training_config)[spec['kind']]
+    result = run(spec)
     sys.stdout.write('\n' + RESULT_MARK + json.dumps(result) + '\n')
     sys.stdout.flush()
     return 0
@@ -449,7 +507,7 @@ def child_main(spec):
 # ---- parent: run the children, check the targets, print and save ---------------------------------------
 def run_child(spec, timeout):
     """Runs one child process; returns its result dict, or a dict with status 'error' and the output tail."""
-    command = [sys.executable, os.path.abspath(__file__), '--_child', json.dumps(spec)]
+    command = [spec.get('python') or sys.executable, os.path.abspath(__file__), '--_child', json.dumps(spec)]
     try:
         done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                               timeout=timeout, cwd=REPO)
@@ -469,7 +527,7 @@ def add_derived(rows, reachable, reachable_mixed=None):
     for row in rows:
         if row['status'] != 'ok':
             continue
-        floor = floors.get((row['net'], row['precision']))
+        floor = floors.get((row['net'], row['precision'])) if row['input'] != 'reference' else None
         row['ratio_to_floor'] = row['images_per_s'] / floor if floor else None
         if row['net'].startswith('dcgan64'):
             row['gflop_per_image'] = REFERENCE_GFLOP_PER_IMAGE[row['g_steps']]
@@ -488,6 +546,10 @@ def find(rows, net, inp, mixed=False):
         if row['net'] == net and row['input'] == inp and row.get('mixed', False) == mixed and row['status'] == 'ok':
             return row
     return None
+
+
+def runtime_major(row):
+    return int(row['tf_version'].split('.')[0])
 
 
 def check_targets(rows, tf_major):
@@ -518,6 +580,25 @@ def check_targets(rows, tf_major):
         add('dcgan64_g2 %s, %s: >= %.1f x reference %.1f img/s (TF %d.x)' % (
             row['input_label'], row['precision'], factor, REF_DCGAN64, tf_major),
             row['images_per_s'], factor * REF_DCGAN64, 'img/s')
+    # the same against R1 timed in this run: on TF 1.15, where the figures above were measured, it decides
+    # like them; on TF 2.x it is shown for information (how much of the gain is the runtime)
+    for r1 in [r for r in rows if r['input'] == 'reference' and r['status'] == 'ok']:
+        if r1['net'] == 'dcgan64_g2':
+            times = factor
+        else:
+            times = 3.0 if tf_major >= 2 else None  # no MNIST target on TF 1.15
+        if runtime_major(r1) >= 2 or times is None:
+            times = None
+        for row in speed_rows(r1['net'], ('folder', 'prepared')):
+            ratio = row['images_per_s'] / r1['images_per_s']
+            if times is None:
+                add('%s %s, %s: against R1 in this run on TF %s (%.1f img/s)' % (
+                    r1['net'], row['input_label'], row['precision'], r1['tf_version'], r1['images_per_s']),
+                    ratio, 1.0, 'x R1', status='INFO')
+            else:
+                add('%s %s, %s: >= %.1f x R1 in this run on TF %s (%.1f img/s)' % (
+                    r1['net'], row['input_label'], row['precision'], times, r1['tf_version'], r1['images_per_s']),
+                    ratio, times, 'x R1')
     for row in speed_rows('mnist', ('prepared',)):
         if tf_major >= 2:
             add('mnist %s, %s: >= 3 x reference %.0f img/s (TF 2.x)' % (row['input_label'], row['precision'],
@@ -645,6 +726,9 @@ def build_parser():
                    help='folder with the MNIST idx files; synthetic digits when absent [/tmp/realdata/mnist]')
     p.add_argument('--images', type=int, default=None, help='JPEGs in the generated folder [640; --quick 128]')
     p.add_argument('--timeout', type=int, default=900, help='seconds allowed per configuration [900]')
+    p.add_argument('--reference_python', default='auto', metavar='PYTHON',
+                   help="also time R1's step with this interpreter (the TF 1.15 one R1 was timed on): a path, "
+                        "none, or auto (.venv37/bin/python when this run is on TF 2.x) [auto]")
     p.add_argument('--_child', default=None, help=argparse.SUPPRESS)
     return p
 
@@ -663,6 +747,10 @@ def main(argv=None):
     except ValueError as error:
         print('benchmark.py: error: %s' % error, file=sys.stderr)
         return 2
+    if args.reference_python not in ('auto', 'none') and not os.access(args.reference_python, os.X_OK):
+        print('benchmark.py: error: --reference_python %s is not an executable file.' % args.reference_python,
+              file=sys.stderr)
+        return 2
     if steps < 1 or warmup < 0 or args.batch_size < 1 or n_images < args.batch_size:
         print('benchmark.py: error: --steps and --batch_size must be at least 1, --warmup at least 0, and '
               '--images at least --batch_size.', file=sys.stderr)
@@ -674,6 +762,7 @@ def main(argv=None):
         print('benchmark.py: error: the compute measurement failed: %s' % compute['reason'], file=sys.stderr)
         return 1
     tf_version = compute['tf_version']
+    reference_pythons = other_reference_pythons(args.reference_python, tf_version)
     out_dir = os.path.join(REPO, 'bench')
     work_dir = tempfile.mkdtemp(prefix='dcgan-bench-')
     try:
@@ -690,14 +779,20 @@ def main(argv=None):
                         data=data_info, synthetic_images=n_images if config['net'] != 'mnist' else 10 * n_images,
                         trace=os.path.join(out_dir, 'trace-%s-tf%s.json' % (config['name'], tf_version))
                         if config['name'] in args.trace else '')
-            print('running %-28s ...' % config['name'], end=' ', file=sys.stderr, flush=True)
-            result = run_child(spec, args.timeout)
-            result.update(config)
-            result.setdefault('input_label', label)
-            rows.append(result)
-            print('%s' % ('%.1f img/s' % result['images_per_s'] if result['status'] == 'ok'
-                          else '%s: %s' % (result['status'], result.get('reason', '')[:300])),
-                  file=sys.stderr, flush=True)
+            runs = [spec]
+            if config['input'] == 'reference':  # on this runtime, and on TF 1.15 where R1 was timed
+                runs = [dict(spec, kind='reference')] + [dict(spec, kind='reference', python=python)
+                                                         for python in reference_pythons]
+            for run in runs:
+                where = ' (%s)' % os.path.relpath(run['python'], REPO) if run.get('python') else ''
+                print('running %-28s ...' % (config['name'] + where), end=' ', file=sys.stderr, flush=True)
+                result = run_child(run, args.timeout)
+                result.update(config)
+                result.setdefault('input_label', label + where)
+                rows.append(result)
+                print('%s' % ('%.1f img/s' % result['images_per_s'] if result['status'] == 'ok'
+                              else '%s: %s' % (result['status'], result.get('reason', '')[:300])),
+                      file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -724,6 +819,17 @@ def main(argv=None):
         json.dump(report, f, indent=1)
     print('\nwrote %s' % json_path)
     return 1 if any(r['status'] == 'error' for r in rows) else 0
+
+
+def other_reference_pythons(choice, tf_version):
+    """Interpreters (besides this one) to time R1 on: the TF 1.15 one R1 was timed with ('auto': the
+    repository's .venv37 when this run is on TensorFlow 2.x and it exists), none, or the one given."""
+    if choice == 'none':
+        return []
+    if choice == 'auto':
+        python = os.path.join(REPO, '.venv37', 'bin', 'python')
+        return [python] if not tf_version.startswith('1.') and os.path.exists(python) else []
+    return [] if os.path.realpath(choice) == os.path.realpath(sys.executable) else [os.path.abspath(choice)]
 
 
 def git_commit():
