@@ -189,19 +189,14 @@ def prepare_data(work_dir, configs, mnist_dir, n_images, quick):
     import data
     info = {}
     inputs = set((c['net'], c['input']) for c in configs)
-    if any(net != 'mnist' and inp in ('prepared', 'folder') for net, inp in inputs):
-        folder = os.path.join(work_dir, 'faces')
-        kb = make_jpeg_folder(folder, n_images)
-        spec = data.ImageSpec(True, 108, 108, 64, 64, 3)
-        paths = data.list_images(folder, '*.jpg')
-        cache, _ = data.prepare(work_dir, 'faces', spec, paths)
-        info.update(jpeg_folder=folder, jpeg_count=len(paths), jpeg_mean_kb=round(kb, 1), prepared_cache=cache,
-                    jpeg_content='smooth random colour fields with mild noise, 178x218, quality 90')
-    if ('dcgan64_g2', 'reference') in inputs and 'jpeg_folder' not in info:
+    if any(net != 'mnist' and inp in ('prepared', 'folder', 'reference') for net, inp in inputs):
         folder = os.path.join(work_dir, 'faces')
         kb = make_jpeg_folder(folder, n_images)
         info.update(jpeg_folder=folder, jpeg_count=n_images, jpeg_mean_kb=round(kb, 1),
                     jpeg_content='smooth random colour fields with mild noise, 178x218, quality 90')
+        if any(net != 'mnist' and inp == 'prepared' for net, inp in inputs):
+            spec = data.ImageSpec(True, 108, 108, 64, 64, 3)
+            info['prepared_cache'], _ = data.prepare(work_dir, 'faces', spec, data.list_images(folder, '*.jpg'))
     if ('mnist', 'prepared') in inputs or ('mnist', 'reference') in inputs:
         if mnist_dir and data.mnist_available(mnist_dir):
             info.update(mnist_dir=mnist_dir, mnist_content='real MNIST (60,000 training digits)')
