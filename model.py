@@ -19,7 +19,7 @@ NetConfig = collections.namedtuple('NetConfig', [
     'y_dim',  # label size: 10 for the conditional MNIST networks, 0 for the unconditional ones
     'gf_dim', 'df_dim',  # filters of the first generator / discriminator conv layer (64 in the paper)
     'gfc_dim', 'dfc_dim',  # fully connected widths of the conditional networks (1024)
-    'cpu_conv_forms',  # layers CPU kernels run poorly in an equal, faster form (ops.SMALL_MAP_AREA, FEW_CHANNELS)
+    'cpu_conv_forms',  # CPU-slow layers in an equal, faster form (ops.SMALL_MAP_AREA, PHASE_FORM_CHANNELS)
 ])
 
 

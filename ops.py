@@ -38,9 +38,12 @@ def _leaky_relu_gradient(leak):
 # A convolution whose output map (a transposed one: whose input map) has at most SMALL_MAP_AREA positions
 # runs as a matrix product: 4x4 maps gain on every CPU runtime measured, 8x8 maps lose.
 SMALL_MAP_AREA = 16
-# A transposed convolution onto at most FEW_CHANNELS channels (the generator's image layer; also the input
-# gradient of the discriminator's first layer) runs as a convolution over output phases.
-FEW_CHANNELS = 4
+# A transposed convolution onto at most PHASE_FORM_CHANNELS channels (and the input gradient of a convolution
+# of that many input channels) runs as one convolution over output phases. oneDNN (TF 2.x) gains only onto
+# few channels, the image layer and the first layer's input gradient (every layer so: 64x64 step -10%);
+# Eigen (TF 1.x), whose transposed convolution runs at about a third of its forward convolution's speed,
+# gains on every layer (64x64 step +14%, MNIST +30%; same-session runs of the bare step).
+PHASE_FORM_CHANNELS = 4 if int(tf.__version__.split('.')[0]) >= 2 else 1 << 30
 
 
 def conv2d(x, out_channels, kernel=5, stride=2, stddev=INIT_STDDEV, name='conv2d', cpu_forms=False,
@@ -48,7 +51,7 @@ def conv2d(x, out_channels, kernel=5, stride=2, stddev=INIT_STDDEV, name='conv2d
     """5x5 stride-2 SAME convolution plus bias; variables `w` (truncated normal) and `biases`.
 
     cpu_forms: forms that run faster on a CPU: one matrix product over image patches when the output map
-    is small (_conv_as_matmul); for an input of few channels, the input gradient by phases
+    is small (_conv_as_matmul); for an input of at most PHASE_FORM_CHANNELS, the input gradient by phases
     (_conv_gradient_by_phases). Same variables, same values and gradients up to float rounding.
     labels: label rows [N, L] that the conditional networks append to every position of x first; the
     result is the convolution of conv_cond_concat(x, labels), computed as in _with_label_maps.
@@ -63,8 +66,8 @@ def conv2d(x, out_channels, kernel=5, stride=2, stddev=INIT_STDDEV, name='conv2d
         def convolve(inputs, weights):
             if cpu_forms and out_height * out_width <= SMALL_MAP_AREA:
                 return _conv_as_matmul(inputs, weights, stride)
-            few_channels = cpu_forms and int(inputs.get_shape()[-1]) <= FEW_CHANNELS
-            gradient = {'Conv2D': _PHASE_INPUT_GRADIENT} if few_channels else {}
+            by_phases = cpu_forms and int(inputs.get_shape()[-1]) <= PHASE_FORM_CHANNELS
+            gradient = {'Conv2D': _PHASE_INPUT_GRADIENT} if by_phases else {}
             with tf.get_default_graph().gradient_override_map(gradient):
                 return tf.nn.conv2d(inputs, weights, strides=[1, stride, stride, 1], padding='SAME')
         if labels is None:
@@ -82,7 +85,7 @@ def deconv2d(x, out_height, out_width, out_channels, kernel=5, stride=2, stddev=
     The batch dimension is taken from x at run time, so the same graph serves any batch size.
     Weights are `w` [k, k, out, in] (normal init) and `biases`, as in the reference.
     cpu_forms: as in conv2d: a matrix product when the input map is small (_deconv_as_matmul), a
-    convolution over output phases onto few channels (_deconv_by_phases). labels: as in conv2d.
+    convolution over output phases onto at most PHASE_FORM_CHANNELS (_deconv_by_phases). labels: as in conv2d.
     """
     with tf.variable_scope(name):
         in_channels = int(x.get_shape()[-1]) + (int(labels.get_shape()[-1]) if labels is not None else 0)
@@ -94,7 +97,7 @@ def deconv2d(x, out_height, out_width, out_channels, kernel=5, stride=2, stddev=
         def convolve(inputs, weights):
             if cpu_forms and in_height * in_width <= SMALL_MAP_AREA:
                 return _deconv_as_matmul(inputs, weights, stride, out_height, out_width)
-            if cpu_forms and out_channels <= FEW_CHANNELS:
+            if cpu_forms and out_channels <= PHASE_FORM_CHANNELS:
                 return _deconv_by_phases(inputs, weights, stride, out_height, out_width)
             output_shape = tf.stack([tf.shape(inputs)[0], out_height, out_width, out_channels])
             return tf.nn.conv2d_transpose(inputs, weights, output_shape, strides=[1, stride, stride, 1],
@@ -183,11 +186,13 @@ def _deconv_as_matmul(x, w, stride, out_height, out_width):
     return tf.slice(image, [0, top, left, 0], [-1, out_height, out_width, -1])  # gradient: one Pad
 
 
-# ---- transposed convolutions onto few channels as phase convolutions ----------------------------------
+# ---- transposed convolutions as phase convolutions ------------------------------------------------------
 # oneDNN's transposed convolution (and the input gradient of a convolution) vectorises over the channels of
 # the map it writes: onto an RGB image (64x64x3 from 32x32x64) it takes ~12 ms, as long as onto 16
 # channels. One stride-1 convolution that writes every output phase (row and column parity) as channels,
-# 12 for RGB, interleaved by depth_to_space, gives the same result in ~5 ms (TF 2.21; TF 1.15 ~10 vs ~12).
+# 12 for RGB, interleaved by depth_to_space, gives the same result in ~5 ms (TF 2.21). Eigen (TF 1.15) runs
+# its forward convolution about three times as fast as its transposed one, so there the phase form wins
+# on every layer although its 3x3 window per phase does 9/6.25 of the multiplies of 5x5 taps at stride 2.
 
 
 def _phase_taps(in_size, out_size, kernel, stride):
@@ -264,7 +269,7 @@ _PHASE_INPUT_GRADIENT = 'DcganConv2DPhaseInputGradient'
 
 @tf.RegisterGradient(_PHASE_INPUT_GRADIENT)
 def _conv_gradient_by_phases(op, grad):
-    """Conv2D's gradient with the input gradient, a transposed convolution onto the input's few channels,
+    """Conv2D's gradient with the input gradient, a transposed convolution onto the input's channels,
     computed by _deconv_as_phase_conv; the weight gradient by TensorFlow's own kernel."""
     x, w = op.inputs
     strides = op.get_attr('strides')

@@ -1,4 +1,4 @@
-"""tools/benchmark.py: its pure helpers, R1's rebuilt step, and a quick run of tiny configurations to a table and JSON."""
+"""tools/benchmark.py: its pure helpers, R1's rebuilt step, a quick run of tiny configurations to a table and JSON."""
 import json
 import os
 import subprocess
@@ -91,7 +91,8 @@ def test_targets_against_r1_timed_in_the_same_run():
     # on TF 1.15 the 64x64 target is 1.3x R1, and MNIST has none
     for r in rows:
         r['tf_version'] = '1.15.0'
-    checks = dict((c['target'], c) for c in benchmark.check_targets(rows, tf_major=1) if 'R1 in this run' in c['target'])
+    checks = dict((c['target'], c) for c in benchmark.check_targets(rows, tf_major=1)
+                  if 'R1 in this run' in c['target'])
     assert [c['needed'] for t, c in checks.items() if t.startswith('dcgan64_g2')] == [1.3, 1.3]
     assert [c['status'] for t, c in checks.items() if t.startswith('mnist')] == ['INFO']
 

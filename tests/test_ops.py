@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import devices
 import ops
 from tf_compat import tf
 
@@ -92,7 +93,8 @@ def test_deconv_as_matmul_equals_the_transposed_convolution(height, width, cin, 
     _assert_same(results)
 
 
-def test_large_maps_keep_the_native_convolution():
+def test_large_maps_keep_the_native_convolution(monkeypatch):
+    monkeypatch.setattr(ops, 'PHASE_FORM_CHANNELS', 4)  # as on TF 2.x, so that 8 channels stay native
     x = tf.zeros([2, 16, 16, 3])
     ops.conv2d(tf.zeros([2, 16, 16, 8]), 4, name='c', cpu_forms=True)
     ops.deconv2d(x, 32, 32, 8, name='d', cpu_forms=True)
@@ -121,6 +123,34 @@ def test_conv_of_few_channels_gets_its_input_gradient_by_phases(height, width, o
                                                                 few):
     results = _native_and_cpu_form(lambda x, cpu_forms: ops.conv2d(x, many, cpu_forms=cpu_forms),
                                    [3, out_height, out_width, few], seed=height)
+    gradient_types = set(o.type for o in tf.get_default_graph().get_operations() if 'gradients' in o.name)
+    assert 'DepthToSpace' in gradient_types and 'Conv2DBackpropInput' not in gradient_types
+    _assert_same(results)
+
+
+def test_phase_form_covers_every_transposed_convolution_on_tf1_only():
+    # Eigen's transposed convolution is the slow one; oneDNN's only onto few channels (ops comment)
+    assert ops.PHASE_FORM_CHANNELS == (4 if devices.tf_major() >= 2 else 1 << 30)
+
+
+# Layers onto or from many channels, in the phase form as TF 1.x computes them (any runtime can): (input
+# height, input width, output height, output width, input channels of the transposed convolution, its output
+# channels), odd sizes included.
+MANY_CHANNEL_LAYERS = [(8, 8, 16, 16, 6, 16), (7, 5, 14, 9, 12, 10)]
+
+
+@pytest.mark.parametrize('height, width, out_height, out_width, cin, cout', MANY_CHANNEL_LAYERS)
+def test_every_layer_by_phases_equals_the_native_ops(monkeypatch, height, width, out_height, out_width, cin,
+                                                     cout):
+    monkeypatch.setattr(ops, 'PHASE_FORM_CHANNELS', 1 << 30)
+    results = _native_and_cpu_form(
+        lambda x, cpu_forms: ops.deconv2d(x, out_height, out_width, cout, cpu_forms=cpu_forms),
+        [3, height, width, cin], seed=width)
+    types = set(o.type for o in tf.get_default_graph().get_operations())
+    assert 'DepthToSpace' in types and 'Conv2DBackpropInput' not in types  # forward and backward
+    _assert_same(results)
+    results = _native_and_cpu_form(lambda x, cpu_forms: ops.conv2d(x, cin, cpu_forms=cpu_forms),
+                                   [3, out_height, out_width, cout], seed=height)
     gradient_types = set(o.type for o in tf.get_default_graph().get_operations() if 'gradients' in o.name)
     assert 'DepthToSpace' in gradient_types and 'Conv2DBackpropInput' not in gradient_types
     _assert_same(results)

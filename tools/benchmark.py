@@ -306,7 +306,7 @@ def run_training_config(spec):
     result.update(device=device, precision=precision.compute)
     cfg = model.net_config(net['size'], net['size'], net['channels'], y_dim=net['y_dim'],
                            cpu_conv_forms=devices.cpu_conv_forms(device))
-    # FLOPs as the convolutions define them, whichever form computes them (ops.SMALL_MAP_AREA, FEW_CHANNELS)
+    # FLOPs as the convolutions define them, whichever form computes them (ops.SMALL_MAP_AREA, PHASE_FORM_CHANNELS)
     g_forward, d_forward = forward_gflop(tf, model, cfg._replace(cpu_conv_forms=False))
     result.update(g_forward_gflop=g_forward, d_forward_gflop=d_forward,
                   counted_gflop_per_image=gflop_per_image(g_forward, d_forward, net['g_steps']))
