@@ -1,7 +1,7 @@
 """Training throughput benchmark: images/s of the real training step per input, the bare-graph floor,
 reachable GFLOP/s, float32 against mixed precision and peak memory, as a table and as JSON.
 
-    python tools/benchmark.py                      # the full table (about 10 minutes on 2 cores)
+    python tools/benchmark.py                      # the full table (about 20 minutes on 2 cores)
     python tools/benchmark.py --quick              # a few steps of each, to see that everything runs
     python tools/benchmark.py --configs dcgan64_g2_bare --trace dcgan64_g2_bare   # where the time goes
 

@@ -188,6 +188,9 @@ def main(argv=None):
     p.add_argument('--steps', type=int, default=12)
     p.add_argument('--warmup', type=int, default=3)
     args = p.parse_args(argv)
+    folder = args.mnist_dir if args.net == 'mnist' else args.jpeg_folder
+    if not folder or not os.path.isdir(folder):
+        p.error('--%s must name a folder (got %r).' % ('mnist_dir' if args.net == 'mnist' else 'jpeg_folder', folder))
     from tf_compat import tf
     import data
     batch = 64
