@@ -96,7 +96,7 @@ def cpu_conv_forms(device):
     two G updates): TensorFlow 1.15 about 1.35x (Eigen's input gradient of those layers is slow), 2.x
     float32 about 1.07x and bfloat16 about 1.3x (oneDNN blocks 4x4 maps poorly); the phase convolutions
     add about 4% on TF 2.x (64x64 bare graph, same-session comparison); on TF 1.15, applied to every
-    transposed convolution, 14% (64x64) and 30% (MNIST). GPUs and NPUs keep their native convolutions.
+    transposed convolution, 10% (64x64) and 13-21% (MNIST). GPUs and NPUs keep their native convolutions.
     """
     return device == 'cpu'
 

@@ -2,6 +2,7 @@
 import numpy as np
 from tensorflow.python.ops import gen_nn_ops
 
+import devices
 from tf_compat import tf
 
 BN_DECAY = 0.9  # moving-average decay of the reference's batch norm
@@ -42,8 +43,8 @@ SMALL_MAP_AREA = 16
 # of that many input channels) runs as one convolution over output phases. oneDNN (TF 2.x) gains only onto
 # few channels, the image layer and the first layer's input gradient (every layer so: 64x64 step -10%);
 # Eigen (TF 1.x), whose transposed convolution runs at about a third of its forward convolution's speed,
-# gains on every layer (64x64 step +14%, MNIST +30%; same-session runs of the bare step).
-PHASE_FORM_CHANNELS = 4 if int(tf.__version__.split('.')[0]) >= 2 else 1 << 30
+# gains on every layer (64x64 step +10%, MNIST +13-21%; same-session tools/benchmark.py runs on TF 1.15).
+PHASE_FORM_CHANNELS = 4 if devices.tf_major() >= 2 else 1 << 30
 
 
 def conv2d(x, out_channels, kernel=5, stride=2, stddev=INIT_STDDEV, name='conv2d', cpu_forms=False,
@@ -252,8 +253,8 @@ def _deconv_as_phase_conv(x, w, stride, out_height, out_width):
 
 
 def _deconv_by_phases(x, w, stride, out_height, out_width):
-    """_deconv_as_phase_conv forward; backward by TensorFlow's own kernels for conv2d_transpose, which run
-    fast here (they write the many-channel input map and the weights)."""
+    """_deconv_as_phase_conv forward; backward by TensorFlow's own kernels for conv2d_transpose: a forward
+    convolution (the input gradient) and the filter gradient, which run fast on either runtime."""
     @tf.custom_gradient
     def deconv(x, w):
         def gradient(dy):

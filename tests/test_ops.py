@@ -102,53 +102,34 @@ def test_large_maps_keep_the_native_convolution(monkeypatch):
     assert {'Conv2D', 'Conv2DBackpropInput'} <= types and not types & {'ExtractImagePatches', 'DepthToSpace'}
 
 
-# Maps above SMALL_MAP_AREA (so the matmul form does not take them) onto or from few channels: (input
-# height, input width, output height, output width, many channels, few channels), odd sizes included.
-FEW_CHANNEL_LAYERS = [(8, 8, 16, 16, 6, 3), (5, 4, 9, 8, 4, 1), (6, 7, 11, 14, 3, 2), (3, 9, 5, 17, 2, 4)]
-
-
-@pytest.mark.parametrize('height, width, out_height, out_width, many, few', FEW_CHANNEL_LAYERS)
-def test_deconv_onto_few_channels_by_phases_equals_the_transposed_convolution(height, width, out_height,
-                                                                              out_width, many, few):
-    results = _native_and_cpu_form(
-        lambda x, cpu_forms: ops.deconv2d(x, out_height, out_width, few, cpu_forms=cpu_forms),
-        [3, height, width, many], seed=width)
-    forward_types = set(o.type for o in tf.get_default_graph().get_operations() if 'gradients' not in o.name)
-    assert 'DepthToSpace' in forward_types and 'Conv2DBackpropInput' not in forward_types
-    _assert_same(results)
-
-
-@pytest.mark.parametrize('height, width, out_height, out_width, many, few', FEW_CHANNEL_LAYERS)
-def test_conv_of_few_channels_gets_its_input_gradient_by_phases(height, width, out_height, out_width, many,
-                                                                few):
-    results = _native_and_cpu_form(lambda x, cpu_forms: ops.conv2d(x, many, cpu_forms=cpu_forms),
-                                   [3, out_height, out_width, few], seed=height)
-    gradient_types = set(o.type for o in tf.get_default_graph().get_operations() if 'gradients' in o.name)
-    assert 'DepthToSpace' in gradient_types and 'Conv2DBackpropInput' not in gradient_types
-    _assert_same(results)
-
-
 def test_phase_form_covers_every_transposed_convolution_on_tf1_only():
     # Eigen's transposed convolution is the slow one; oneDNN's only onto few channels (ops comment)
     assert ops.PHASE_FORM_CHANNELS == (4 if devices.tf_major() >= 2 else 1 << 30)
 
 
-# Layers onto or from many channels, in the phase form as TF 1.x computes them (any runtime can): (input
-# height, input width, output height, output width, input channels of the transposed convolution, its output
-# channels), odd sizes included.
-MANY_CHANNEL_LAYERS = [(8, 8, 16, 16, 6, 16), (7, 5, 14, 9, 12, 10)]
+# Maps above SMALL_MAP_AREA (so the matmul form does not take them): (input height, input width, output
+# height, output width, input channels of the transposed convolution, its output channels), odd sizes
+# included. Onto few channels as on either runtime, then onto many as TF 1.x computes them; each test sets
+# PHASE_FORM_CHANNELS to the layer's channel count, the largest that the phase form takes.
+PHASE_LAYERS = [(8, 8, 16, 16, 6, 3), (5, 4, 9, 8, 4, 1), (6, 7, 11, 14, 3, 2), (3, 9, 5, 17, 2, 4),
+                (8, 8, 16, 16, 6, 16), (7, 5, 14, 9, 12, 10)]
 
 
-@pytest.mark.parametrize('height, width, out_height, out_width, cin, cout', MANY_CHANNEL_LAYERS)
-def test_every_layer_by_phases_equals_the_native_ops(monkeypatch, height, width, out_height, out_width, cin,
-                                                     cout):
-    monkeypatch.setattr(ops, 'PHASE_FORM_CHANNELS', 1 << 30)
+@pytest.mark.parametrize('height, width, out_height, out_width, cin, cout', PHASE_LAYERS)
+def test_deconv_by_phases_equals_the_transposed_convolution(monkeypatch, height, width, out_height, out_width,
+                                                            cin, cout):
+    monkeypatch.setattr(ops, 'PHASE_FORM_CHANNELS', cout)
     results = _native_and_cpu_form(
         lambda x, cpu_forms: ops.deconv2d(x, out_height, out_width, cout, cpu_forms=cpu_forms),
         [3, height, width, cin], seed=width)
     types = set(o.type for o in tf.get_default_graph().get_operations())
     assert 'DepthToSpace' in types and 'Conv2DBackpropInput' not in types  # forward and backward
     _assert_same(results)
+
+
+@pytest.mark.parametrize('height, width, out_height, out_width, cin, cout', PHASE_LAYERS)
+def test_conv_gets_its_input_gradient_by_phases(monkeypatch, height, width, out_height, out_width, cin, cout):
+    monkeypatch.setattr(ops, 'PHASE_FORM_CHANNELS', cout)
     results = _native_and_cpu_form(lambda x, cpu_forms: ops.conv2d(x, cin, cpu_forms=cpu_forms),
                                    [3, out_height, out_width, cout], seed=height)
     gradient_types = set(o.type for o in tf.get_default_graph().get_operations() if 'gradients' in o.name)

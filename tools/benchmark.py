@@ -543,8 +543,9 @@ def find(rows, net, inp, mixed=False):
     return None
 
 
-def runtime_major(row):
-    return int(row['tf_version'].split('.')[0])
+def major(tf_version):
+    """1 for '1.15.0', 2 for '2.21.0' (the parent imports no TensorFlow to ask)."""
+    return int(tf_version.split('.')[0])
 
 
 def check_targets(rows, tf_major):
@@ -576,24 +577,20 @@ def check_targets(rows, tf_major):
             row['input_label'], row['precision'], factor, REF_DCGAN64, tf_major),
             row['images_per_s'], factor * REF_DCGAN64, 'img/s')
     # the same against R1 timed in this run: on TF 1.15, where the figures above were measured, it decides
-    # like them; on TF 2.x it is shown for information (how much of the gain is the runtime)
+    # like them (factor x; MNIST has no target on TF 1.15); on TF 2.x it is shown for information (how much
+    # of the gain is the runtime)
     for r1 in [r for r in rows if r['input'] == 'reference' and r['status'] == 'ok']:
-        if r1['net'] == 'dcgan64_g2':
-            times = factor
-        else:
-            times = 3.0 if tf_major >= 2 else None  # no MNIST target on TF 1.15
-        if runtime_major(r1) >= 2 or times is None:
-            times = None
+        decides = major(r1['tf_version']) == 1 and (r1['net'] == 'dcgan64_g2' or tf_major >= 2)
         for row in speed_rows(r1['net'], ('folder', 'prepared')):
             ratio = row['images_per_s'] / r1['images_per_s']
-            if times is None:
+            if not decides:
                 add('%s %s, %s: against R1 in this run on TF %s (%.1f img/s)' % (
                     r1['net'], row['input_label'], row['precision'], r1['tf_version'], r1['images_per_s']),
                     ratio, 1.0, 'x R1', status='INFO')
             else:
                 add('%s %s, %s: >= %.1f x R1 in this run on TF %s (%.1f img/s)' % (
-                    r1['net'], row['input_label'], row['precision'], times, r1['tf_version'], r1['images_per_s']),
-                    ratio, times, 'x R1')
+                    r1['net'], row['input_label'], row['precision'], factor, r1['tf_version'], r1['images_per_s']),
+                    ratio, factor, 'x R1')
     for row in speed_rows('mnist', ('prepared',)):
         if tf_major >= 2:
             add('mnist %s, %s: >= 3 x reference %.0f img/s (TF 2.x)' % (row['input_label'], row['precision'],
@@ -805,7 +802,7 @@ def main(argv=None):
                   references=REFERENCE, reference_gflop_per_image=REFERENCE_GFLOP_PER_IMAGE,
                   mnist_gflop_per_image=mnist[0]['gflop_per_image'] if mnist else None,
                   rows=rows, time=time.strftime('%Y-%m-%d %H:%M:%S'), git_commit=git_commit())
-    report['targets'] = check_targets(rows, int(tf_version.split('.')[0]))
+    report['targets'] = check_targets(rows, major(tf_version))
     print(format_table(report))
     json_path = args.json or os.path.join(out_dir, 'benchmark-%s.json' % tf_version)
     if os.path.dirname(json_path):
@@ -823,7 +820,7 @@ def other_reference_pythons(choice, tf_version):
         return []
     if choice == 'auto':
         python = os.path.join(REPO, '.venv37', 'bin', 'python')
-        return [python] if not tf_version.startswith('1.') and os.path.exists(python) else []
+        return [python] if major(tf_version) >= 2 and os.path.exists(python) else []
     return [] if os.path.realpath(choice) == os.path.realpath(sys.executable) else [os.path.abspath(choice)]
 
 

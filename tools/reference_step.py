@@ -12,18 +12,11 @@ own code, so that the benchmark can time it beside ours on the same machine in t
 R1's per-step summaries (histograms, an image summary written to an event file) are left out: they only
 make it slower, so the baseline errs on the fast side.
 
-    python tools/reference_step.py --net dcgan64 --jpeg_folder DIR    # time it alone
+    python tools/benchmark.py --configs dcgan64_g2_reference mnist_reference    # time it alone
 """
-import argparse
 import collections
-import os
-import sys
-import time
 
 import numpy as np
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 RefGraph = collections.namedtuple('RefGraph', 'images labels z d_optim g_optim d_loss_real d_loss_fake g_loss')
 
@@ -178,41 +171,3 @@ def train_step(sess, graph, batches, rng, g_steps=2):
     g_loss = sess.run(graph.g_loss, feed((graph.z, z)))
     return d_loss_real + d_loss_fake, g_loss
 
-
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--net', choices=('dcgan64', 'mnist'), default='dcgan64')
-    p.add_argument('--jpeg_folder', help='folder of JPEGs (dcgan64)')
-    p.add_argument('--mnist_dir', help='folder with the MNIST idx files (mnist)')
-    p.add_argument('--g_steps', type=int, default=2)
-    p.add_argument('--steps', type=int, default=12)
-    p.add_argument('--warmup', type=int, default=3)
-    args = p.parse_args(argv)
-    folder = args.mnist_dir if args.net == 'mnist' else args.jpeg_folder
-    if not folder or not os.path.isdir(folder):
-        p.error('--%s must name a folder (got %r).' % ('mnist_dir' if args.net == 'mnist' else 'jpeg_folder', folder))
-    from tf_compat import tf
-    import data
-    batch = 64
-    if args.net == 'mnist':
-        images, labels = data.load_mnist(args.mnist_dir)
-        batches = array_batches(images.astype(np.float32) / 255.0, np.eye(10, dtype=np.float32)[labels], batch)
-        graph = build(tf, 28, 1, 10, batch)
-    else:
-        batches = jpeg_batches(data.list_images(args.jpeg_folder, '*.jpg'), batch)
-        graph = build(tf, 64, 3, 0, batch)
-    rng = np.random.RandomState(0)
-    with tf.Session() as sess:
-        sess.run(tf.global_variables_initializer())
-        seconds = []
-        for i in range(args.warmup + args.steps):
-            start = time.perf_counter()
-            losses = train_step(sess, graph, batches, rng, args.g_steps)
-            seconds.append(time.perf_counter() - start)
-    print('TF %s, %s, g_steps %d: %.1f img/s (median of %d steps), losses %.3f %.3f' % (
-        tf.__version__, args.net, args.g_steps, batch / np.median(seconds[args.warmup:]), args.steps,
-        losses[0], losses[1]))
-
-
-if __name__ == '__main__':
-    main()
