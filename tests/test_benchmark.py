@@ -35,6 +35,21 @@ def test_rate_stats_median_and_spread():
     assert stats['min'] <= stats['p10'] <= stats['images_per_s'] <= stats['p90'] <= stats['max']
 
 
+def test_rounds_pool_their_steps_and_keep_each_median():
+    def result(steps, rss, finite=True, trace=None):
+        return dict(status='ok', step_seconds=steps, images_per_s=64 / float(np.median(steps)), losses_finite=finite,
+                    cpu_busy=1.8, others_busy=0.1, peak_rss_mb=rss, last_d_loss=1.0, trace=trace)
+    first, second = result([1.0, 1.0, 1.0], 900.0, trace={'file': 't.json'}), result([0.5, 0.5, 2.0], 800.0, False)
+    row = benchmark.merge_rounds([first, second], batch=64)
+    assert row['step_seconds'] == [1.0, 1.0, 1.0, 0.5, 0.5, 2.0] and row['steps'] == 6
+    assert row['images_per_s'] == 64.0  # median of the pooled steps, not of the two medians (64 and 128)
+    assert row['round_images_per_s'] == [64.0, 128.0]
+    assert row['peak_rss_mb'] == 900.0 and not row['losses_finite'] and row['trace'] == {'file': 't.json'}
+    assert benchmark.merge_rounds([first], batch=64)['round_images_per_s'] == [64.0]
+    failed = dict(status='error', reason='did not finish')
+    assert benchmark.merge_rounds([first, failed], batch=64) == failed
+
+
 def test_config_names():
     assert benchmark.parse_config('dcgan64_g2_prepared') == dict(
         name='dcgan64_g2_prepared', net='dcgan64_g2', input='prepared', mixed=False)
@@ -142,12 +157,14 @@ def test_unknown_config_is_a_usage_error():
     assert result.returncode == 2 and 'unknown configuration' in result.stdout
     result = run_benchmark('--reference_python', '/nonexistent/python', timeout=60)
     assert result.returncode == 2 and 'not an executable file' in result.stdout
+    result = run_benchmark('--rounds', 0, timeout=60)
+    assert result.returncode == 2 and '--rounds' in result.stdout and 'Traceback' not in result.stdout
 
 
 def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     path = tmp_path / 'bench.json'
     result = run_benchmark('--quick', '--configs', 'mnist_synthetic', 'mnist_folder', 'mnist_reference',
-                           '--reference_python', 'none', '--steps', 3, '--warmup', 1, '--json', path)
+                           '--reference_python', 'none', '--steps', 3, '--warmup', 1, '--rounds', 2, '--json', path)
     assert result.returncode == 0, result.stdout
     assert 'reachable float32 compute' in result.stdout and 'mnist_synthetic' in result.stdout
     with open(str(path)) as f:
@@ -158,7 +175,9 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     assert report['reachable_gflops'] > 0
     rows = dict((r['name'], r) for r in report['rows'])
     run = rows['mnist_synthetic']
-    assert run['status'] == 'ok' and run['precision'] == 'float32' and len(run['step_seconds']) == 3
+    assert report['settings']['rounds'] == 2 and '2 interleaved rounds' in result.stdout
+    assert run['status'] == 'ok' and run['precision'] == 'float32' and len(run['step_seconds']) == 6
+    assert len(run['round_images_per_s']) == 2
     assert run['images_per_s'] > 0 and run['min'] <= run['images_per_s'] <= run['max']
     assert run['losses_finite'] and run['peak_rss_mb'] > 100  # TensorFlow alone is more than that
     assert 0 < run['input_ms_per_batch'] < 1000
@@ -167,6 +186,6 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     assert 0.4 < run['gflop_per_image'] < 0.7  # the conditional MNIST step, counted from its graph
     assert rows['mnist_folder']['status'] == 'n/a'
     r1 = rows['mnist_reference']  # R1 on this runtime only (--reference_python none)
-    assert r1['status'] == 'ok' and r1['tf_version'] == report['tf_version'] and len(r1['step_seconds']) == 3
+    assert r1['status'] == 'ok' and r1['tf_version'] == report['tf_version'] and len(r1['step_seconds']) == 6
     assert r1['losses_finite'] and r1['ratio_to_floor'] is None
     assert r1['gflop_per_image'] > run['gflop_per_image']  # R1 convolves the tiled labels too

@@ -1,7 +1,7 @@
 """Training throughput benchmark: images/s of the real training step per input, the bare-graph floor,
 reachable GFLOP/s, float32 against mixed precision and peak memory, as a table and as JSON.
 
-    python tools/benchmark.py                      # the full table (about 20 minutes on 2 cores)
+    python tools/benchmark.py                      # the full table (about 25 minutes on 2 cores)
     python tools/benchmark.py --quick              # a few steps of each, to see that everything runs
     python tools/benchmark.py --configs dcgan64_g2_bare --trace dcgan64_g2_bare   # where the time goes
 
@@ -11,6 +11,8 @@ the code `main.py --train` runs: its input pipeline (main.py's --input_pipeline 
 devices.session_config, and one sess.run of the step and both losses per step. The *_reference rows time
 R1, the TF1 reference, rebuilt in tools/reference_step.py, in the same run: on this runtime and on TF 1.15
 (--reference_python), against which the issue's speed targets are checked besides its fixed figures.
+The configurations run in interleaved rounds (--rounds) and each row pools its steps from all rounds, so a
+machine that slows down or speeds up during the run shifts every row alike rather than the later ones.
 """
 import argparse
 import json
@@ -360,6 +362,29 @@ def timed_steps(step, spec, batch):
                 peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)  # KB on Linux
 
 
+def merge_rounds(results, batch):
+    """One row from the results of the same configuration in several rounds: rates and spread over the
+    pooled steps, each round's median kept; the first failure if any round failed."""
+    failed = [r for r in results if r['status'] != 'ok']
+    if failed:
+        return failed[0]
+    if len(results) == 1:
+        return dict(results[0], round_images_per_s=[results[0]['images_per_s']])
+    merged = dict(results[-1])  # losses and anything else per run: the last round's
+    steps = [s for r in results for s in r['step_seconds']]
+    merged.update(rate_stats(steps, batch), step_seconds=steps, steps=len(steps),
+                  round_images_per_s=[r['images_per_s'] for r in results],
+                  losses_finite=all(r['losses_finite'] for r in results),
+                  cpu_busy=float(np.mean([r['cpu_busy'] for r in results])),
+                  peak_rss_mb=max(r['peak_rss_mb'] for r in results))
+    others = [r['others_busy'] for r in results if r.get('others_busy') is not None]
+    merged['others_busy'] = float(np.mean(others)) if others else None
+    for r in results:
+        if r.get('trace'):
+            merged['trace'] = r['trace']
+    return merged
+
+
 def run_reference_config(spec):
     """Times R1's step (tools/reference_step.py) on this interpreter's TensorFlow; returns a result dict."""
     from tf_compat import tf
@@ -627,9 +652,12 @@ def format_table(report):
     lines = []
     machine, compute = report['machine'], report['compute']
     flags = ' '.join(k for k, v in sorted(machine['flags'].items()) if v) or 'none'
-    lines.append('TensorFlow %s, Python %s | %s, %s cores (%s) | batch %d, %d measured steps after %d warm-up' % (
+    settings = report['settings']
+    rounds = settings.get('rounds', 1)
+    lines.append('TensorFlow %s, Python %s | %s, %s cores (%s) | batch %d, %d measured steps after %d warm-up%s' % (
         report['tf_version'], machine['python'], machine['cpu_model'], machine['cores'], flags,
-        report['settings']['batch_size'], report['settings']['steps'], report['settings']['warmup']))
+        settings['batch_size'], settings['steps'], settings['warmup'],
+        ', in each of %d interleaved rounds (rows pool their steps)' % rounds if rounds > 1 else ''))
     lines.append('load average at start %.2f, at end %.2f (other work on this machine makes numbers noisy)' % (
         machine['load_average_start'][0], machine['load_average_end'][0]))
     for name in ('matmul_float32', 'conv2d_float32', 'matmul_bfloat16'):
@@ -704,8 +732,10 @@ def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0], epilog=__doc__.split('\n', 2)[2],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--quick', action='store_true', help='few steps, small data and small compute kernels (a smoke run)')
-    p.add_argument('--steps', type=int, default=None, help='measured steps per configuration [30; --quick 3]')
-    p.add_argument('--warmup', type=int, default=None, help='warm-up steps before measuring [5; --quick 1]')
+    p.add_argument('--steps', type=int, default=None, help='measured steps per configuration and round [15; --quick 3]')
+    p.add_argument('--rounds', type=int, default=None,
+                   help='times every configuration runs, interleaved; its row pools the steps [2; --quick 1]')
+    p.add_argument('--warmup', type=int, default=None, help='warm-up steps before measuring, each round [5; --quick 1]')
     p.add_argument('--batch_size', type=int, default=64, help='images per step [64]')
     p.add_argument('--configs', nargs='+', default=None, metavar='CONFIG',
                    help='<net>_<input>[_mixed]; nets %s, inputs %s [all, plus the mixed-precision ones: %s]'
@@ -729,8 +759,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args._child:
         return child_main(json.loads(args._child))
-    steps = args.steps if args.steps is not None else (3 if args.quick else 30)
+    steps = args.steps if args.steps is not None else (3 if args.quick else 15)
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 5)
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 2)
     n_images = args.images or (128 if args.quick else 640)
     try:
         names = list(args.configs or DEFAULT_CONFIGS)
@@ -743,9 +774,9 @@ def main(argv=None):
         print('benchmark.py: error: --reference_python %s is not an executable file.' % args.reference_python,
               file=sys.stderr)
         return 2
-    if steps < 1 or warmup < 0 or args.batch_size < 1 or n_images < args.batch_size:
-        print('benchmark.py: error: --steps and --batch_size must be at least 1, --warmup at least 0, and '
-              '--images at least --batch_size.', file=sys.stderr)
+    if steps < 1 or rounds < 1 or warmup < 0 or args.batch_size < 1 or n_images < args.batch_size:
+        print('benchmark.py: error: --steps, --rounds and --batch_size must be at least 1, --warmup at least 0, '
+              'and --images at least --batch_size.', file=sys.stderr)
         return 2
 
     machine = machine_info()
@@ -759,7 +790,7 @@ def main(argv=None):
     work_dir = tempfile.mkdtemp(prefix='dcgan-bench-')
     try:
         data_info = prepare_data(work_dir, configs, args.mnist_dir, n_images, args.quick)
-        rows = []
+        rows, plan = [], []  # plan: (row index, configuration, run spec, where) of each child to run per round
         for config in configs:
             label = input_label(config['net'], config['input'])
             if config['net'] == 'mnist' and config['input'] == 'folder':
@@ -777,14 +808,25 @@ def main(argv=None):
                                                          for python in reference_pythons]
             for run in runs:
                 where = ' (%s)' % os.path.relpath(run['python'], REPO) if run.get('python') else ''
-                print('running %-28s ...' % (config['name'] + where), end=' ', file=sys.stderr, flush=True)
+                plan.append((len(rows), config, run, where))
+                rows.append(None)
+        results = dict((plan_item[0], []) for plan_item in plan)
+        for round_index in range(rounds):
+            for index, config, run, where in plan:
+                if round_index:
+                    run = dict(run, trace='')  # traced once, in the first round
+                which = ' %d/%d' % (round_index + 1, rounds) if rounds > 1 else ''
+                print('running %-28s%s ...' % (config['name'] + where, which), end=' ', file=sys.stderr, flush=True)
                 result = run_child(run, args.timeout)
-                result.update(config)
-                result.setdefault('input_label', label + where)
-                rows.append(result)
+                results[index].append(result)
                 print('%s' % ('%.1f img/s' % result['images_per_s'] if result['status'] == 'ok'
                               else '%s: %s' % (result['status'], result.get('reason', '')[:300])),
                       file=sys.stderr, flush=True)
+        for index, config, run, where in plan:
+            row = merge_rounds(results[index], args.batch_size)
+            row.update(config)
+            row.setdefault('input_label', input_label(config['net'], config['input']) + where)
+            rows[index] = row
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -797,8 +839,8 @@ def main(argv=None):
     report = dict(tf_version=tf_version, machine=dict(machine, python=compute['python']), compute=compute,
                   reachable_gflops=reachable, data=dict((k, v) for k, v in data_info.items() if 'dir' not in k
                                                         and k not in ('jpeg_folder', 'prepared_cache')),
-                  settings=dict(batch_size=args.batch_size, steps=steps, warmup=warmup, quick=args.quick,
-                                device=args.device),
+                  settings=dict(batch_size=args.batch_size, steps=steps, rounds=rounds, warmup=warmup,
+                                quick=args.quick, device=args.device),
                   references=REFERENCE, reference_gflop_per_image=REFERENCE_GFLOP_PER_IMAGE,
                   mnist_gflop_per_image=mnist[0]['gflop_per_image'] if mnist else None,
                   rows=rows, time=time.strftime('%Y-%m-%d %H:%M:%S'), git_commit=git_commit())
