@@ -790,7 +790,7 @@ def main(argv=None):
     work_dir = tempfile.mkdtemp(prefix='dcgan-bench-')
     try:
         data_info = prepare_data(work_dir, configs, args.mnist_dir, n_images, args.quick)
-        rows, plan = [], []  # plan: (row index, configuration, run spec, where) of each child to run per round
+        rows, plan = [], []  # plan: (row index, configuration, run spec, label, where) of each child to run
         for config in configs:
             label = input_label(config['net'], config['input'])
             if config['net'] == 'mnist' and config['input'] == 'folder':
@@ -808,11 +808,13 @@ def main(argv=None):
                                                          for python in reference_pythons]
             for run in runs:
                 where = ' (%s)' % os.path.relpath(run['python'], REPO) if run.get('python') else ''
-                plan.append((len(rows), config, run, where))
+                plan.append((len(rows), config, run, label, where))
                 rows.append(None)
         results = dict((plan_item[0], []) for plan_item in plan)
         for round_index in range(rounds):
-            for index, config, run, where in plan:
+            for index, config, run, label, where in plan:
+                if results[index] and results[index][-1]['status'] != 'ok':
+                    continue  # failed in an earlier round: its row reports that failure
                 if round_index:
                     run = dict(run, trace='')  # traced once, in the first round
                 which = ' %d/%d' % (round_index + 1, rounds) if rounds > 1 else ''
@@ -822,10 +824,10 @@ def main(argv=None):
                 print('%s' % ('%.1f img/s' % result['images_per_s'] if result['status'] == 'ok'
                               else '%s: %s' % (result['status'], result.get('reason', '')[:300])),
                       file=sys.stderr, flush=True)
-        for index, config, run, where in plan:
+        for index, config, run, label, where in plan:
             row = merge_rounds(results[index], args.batch_size)
             row.update(config)
-            row.setdefault('input_label', input_label(config['net'], config['input']) + where)
+            row.setdefault('input_label', label + where)
             rows[index] = row
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
