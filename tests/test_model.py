@@ -275,8 +275,8 @@ def test_two_time_scale_learning_rates():
 @pytest.mark.parametrize('size, channels, y_dim, batch', [(64, 3, 0, 4), (28, 1, 10, 16)])
 def test_cpu_conv_forms_give_the_same_losses_and_gradients(size, channels, y_dim, batch):
     """The networks with the CPU forms of their layers (4x4 maps as matrix products, transposed convolutions
-    by phases: the image layers, every one on TF 1.x): the same losses and gradients (the weights after an Adam step are no test: Adam's first step
-    is lr * sign(gradient) for tiny gradients)."""
+    by phases: the image layers, every one on TF 1.x): the same losses and gradients (the weights after an
+    Adam step are no test: Adam's first step is lr * sign(gradient) for tiny gradients)."""
     results = []
     for cpu_forms in (False, True):
         tf.reset_default_graph()

@@ -368,8 +368,6 @@ def merge_rounds(results, batch):
     failed = [r for r in results if r['status'] != 'ok']
     if failed:
         return failed[0]
-    if len(results) == 1:
-        return dict(results[0], round_images_per_s=[results[0]['images_per_s']])
     merged = dict(results[-1])  # losses and anything else per run: the last round's
     steps = [s for r in results for s in r['step_seconds']]
     merged.update(rate_stats(steps, batch), step_seconds=steps, steps=len(steps),
