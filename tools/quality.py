@@ -22,6 +22,7 @@ SETTINGS = {
     'reference': [],
     'ema': ['--ema_decay', '0.999'],
     'g1_ema': ['--g_steps', '1', '--ema_decay', '0.999'],
+    'bf16': ['--precision_mode', 'allow_mix_precision'],  # CPU: bfloat16 mixed precision (TF 2.x, bf16 CPU)
 }
 
 
