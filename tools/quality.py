@@ -1,7 +1,7 @@
 """MNIST sample quality of training settings at equal numbers of training images: trains, scores, prints a table.
 
     python tools/quality.py --data_dir ./data --out_dir ./out/quality            # the README's table, 5 epochs
-    python tools/quality.py --settings reference ema g1_ema --epochs 5 --eval_samples 10000
+    python tools/quality.py --settings reference ema g1_ema bf16 --epochs 5 --eval_samples 10000
 
 Each setting is one `python main.py --dataset mnist ... --train --epoch E` run followed by
 `python main.py ... --evaluate` (the scores of metrics.py: label accuracy of conditionally generated
