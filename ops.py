@@ -245,11 +245,20 @@ def _deconv_as_phase_conv(x, w, stride, out_height, out_width):
                               [window_h, window_w, stride, stride, out_channels, in_channels])
     phase_kernel = tf.reshape(tf.transpose(phase_kernel, [0, 1, 5, 2, 3, 4]),
                               [window_h, window_w, in_channels, stride * stride * out_channels])
-    x = tf.pad(x, [[0, 0], [before_h, after_h], [before_w, after_w], [0, 0]])
-    phases = tf.nn.conv2d(x, phase_kernel, strides=[1, 1, 1, 1], padding='VALID')
-    phases = tf.slice(phases, [0, 0, 0, 0], [-1, grid_h, grid_w, -1])
+    if ([before_h, after_h], [before_w, after_w]) == (list(_same_padding(in_height, window_h, 1)),
+                                                      list(_same_padding(in_width, window_w, 1))):
+        # The usual case (odd sizes aside): the padding is SAME's. Eigen (TF 1.15) pads as a separate pass,
+        # 17 ms against 9 for the 3x3 convolution onto 12 channels of a 64x32x32x64 map.
+        phases = tf.nn.conv2d(x, phase_kernel, strides=[1, 1, 1, 1], padding='SAME')
+    else:
+        x = tf.pad(x, [[0, 0], [before_h, after_h], [before_w, after_w], [0, 0]])
+        phases = tf.nn.conv2d(x, phase_kernel, strides=[1, 1, 1, 1], padding='VALID')
+    if phases.get_shape().as_list()[1:3] != [grid_h, grid_w]:
+        phases = tf.slice(phases, [0, 0, 0, 0], [-1, grid_h, grid_w, -1])
     image = tf.nn.depth_to_space(phases, stride)  # N, stride * grid_h, stride * grid_w, out
-    return tf.slice(image, [0, 0, 0, 0], [-1, out_height, out_width, -1])
+    if image.get_shape().as_list()[1:3] != [out_height, out_width]:
+        image = tf.slice(image, [0, 0, 0, 0], [-1, out_height, out_width, -1])
+    return image
 
 
 def _deconv_by_phases(x, w, stride, out_height, out_width):

@@ -137,6 +137,24 @@ def test_conv_gets_its_input_gradient_by_phases(monkeypatch, height, width, out_
     _assert_same(results)
 
 
+@pytest.mark.parametrize('kernel, stride, height, out_height, padded', [
+    (5, 2, 8, 16, False),  # the networks' layers: the phase convolution's padding is SAME's, no Pad op
+    (5, 2, 7, 14, False),
+    (3, 2, 8, 16, True),  # a window padded (1, 0): explicit Pad and a VALID convolution
+    (4, 3, 5, 15, True),
+])
+def test_phase_convolution_pads_only_where_same_would_not(monkeypatch, kernel, stride, height, out_height,
+                                                          padded):
+    monkeypatch.setattr(ops, 'PHASE_FORM_CHANNELS', 3)
+    results = _native_and_cpu_form(
+        lambda x, cpu_forms: ops.deconv2d(x, out_height, out_height, 3, kernel=kernel, stride=stride,
+                                          cpu_forms=cpu_forms),
+        [2, height, height, 4], seed=kernel)
+    forward_types = [o.type for o in tf.get_default_graph().get_operations() if 'gradients' not in o.name]
+    assert 'DepthToSpace' in forward_types and ('Pad' in forward_types) == padded
+    _assert_same(results)
+
+
 def _labelled_values_and_gradients(build, x_shape, n_labels, seed):
     """_values_and_gradients of build(x, labels), with random soft labels (the layer is linear in them, so
     any rows must work, not only one-hot ones)."""
