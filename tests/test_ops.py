@@ -76,10 +76,19 @@ def _assert_same(results):
 
 
 @pytest.mark.parametrize('height, width, cin, cout', SMALL_CONVS)
-def test_conv_as_matmul_equals_the_convolution(height, width, cin, cout):
+@pytest.mark.parametrize('input_gradient_by_phases', [False, True])  # TF 2.x's choice for these, TF 1.x's
+def test_conv_as_matmul_equals_the_convolution(monkeypatch, height, width, cin, cout, input_gradient_by_phases):
+    monkeypatch.setattr(ops, 'PHASE_FORM_CHANNELS', cin if input_gradient_by_phases else cin - 1)
     results = _native_and_cpu_form(lambda x, cpu_forms: ops.conv2d(x, cout, cpu_forms=cpu_forms),
                                    [3, height, width, cin], seed=height)
-    assert not [o for o in tf.get_default_graph().get_operations() if o.type.startswith('Conv2D')]
+    forward, backward = [], []
+    for o in tf.get_default_graph().get_operations():
+        (backward if 'gradients' in o.name else forward).append(o.type)
+    assert 'ExtractImagePatches' in forward and not [t for t in forward if t.startswith('Conv2D')]
+    if input_gradient_by_phases:  # a stride-1 convolution over the phases, never the native input gradient
+        assert 'DepthToSpace' in backward and 'Conv2DBackpropInput' not in backward
+    else:
+        assert not [t for t in backward if t.startswith('Conv2D') or t == 'DepthToSpace']
     _assert_same(results)
 
 
