@@ -44,6 +44,10 @@ SMALL_MAP_AREA = 16
 # few channels, the image layer and the first layer's input gradient (every layer so: 64x64 step -10%);
 # Eigen (TF 1.x), whose transposed convolution runs at about a third of its forward convolution's speed,
 # gains on every layer (64x64 step +10%, MNIST +13-21%; same-session tools/benchmark.py runs on TF 1.15).
+# Where both apply (on TF 1.x, the 4x4-map layers), the phase form computes the transposed convolution and
+# the convolution's input gradient, and matrix products over windows compute the forward convolution and
+# the weight gradients (Eigen, batch 64: g_h1 forward 54 ms against 75 as a matrix product, d_h3_conv's
+# input gradient 52 against 70).
 PHASE_FORM_CHANNELS = 4 if devices.tf_major() >= 2 else 1 << 30
 
 
@@ -86,8 +90,9 @@ def deconv2d(x, out_height, out_width, out_channels, kernel=5, stride=2, stddev=
 
     The batch dimension is taken from x at run time, so the same graph serves any batch size.
     Weights are `w` [k, k, out, in] (normal init) and `biases`, as in the reference.
-    cpu_forms: as in conv2d: a matrix product when the input map is small (_deconv_as_matmul), a
-    convolution over output phases onto at most PHASE_FORM_CHANNELS (_deconv_by_phases). labels: as in conv2d.
+    cpu_forms: as in conv2d: a convolution over output phases onto at most PHASE_FORM_CHANNELS
+    (_deconv_by_phases, its weight gradient a matrix product when the input map is small), else a matrix
+    product when the input map is small (_deconv_as_matmul). labels: as in conv2d.
     """
     with tf.variable_scope(name):
         in_channels = int(x.get_shape()[-1]) + (int(labels.get_shape()[-1]) if labels is not None else 0)
@@ -97,10 +102,12 @@ def deconv2d(x, out_height, out_width, out_channels, kernel=5, stride=2, stddev=
         in_height, in_width = [int(size) for size in x.get_shape()[1:3]]
 
         def convolve(inputs, weights):
-            if cpu_forms and in_height * in_width <= SMALL_MAP_AREA:
-                return _deconv_as_matmul(inputs, weights, stride, out_height, out_width)
+            small_map = cpu_forms and in_height * in_width <= SMALL_MAP_AREA
             if cpu_forms and out_channels <= PHASE_FORM_CHANNELS:
-                return _deconv_by_phases(inputs, weights, stride, out_height, out_width)
+                return _deconv_by_phases(inputs, weights, stride, out_height, out_width,
+                                         weight_gradient_by_patches=small_map)
+            if small_map:
+                return _deconv_as_matmul(inputs, weights, stride, out_height, out_width)
             output_shape = tf.stack([tf.shape(inputs)[0], out_height, out_width, out_channels])
             return tf.nn.conv2d_transpose(inputs, weights, output_shape, strides=[1, stride, stride, 1],
                                           padding='SAME')
@@ -148,6 +155,17 @@ def _same_padding(size, kernel, stride):
     return total // 2, total - total // 2
 
 
+def _patches(x, kernel_h, kernel_w, stride):
+    """The k x k windows of a SAME convolution of x as rows [N * out_h * out_w, k*k*C], in (row, column,
+    channel) order: the left operand of a convolution as one matrix product (im2col)."""
+    height, width, channels = [int(d) for d in x.get_shape()[1:]]
+    x = tf.pad(x, [[0, 0], _same_padding(height, kernel_h, stride), _same_padding(width, kernel_w, stride),
+                   [0, 0]])
+    patches = tf.extract_image_patches(x, [1, kernel_h, kernel_w, 1], [1, stride, stride, 1], [1, 1, 1, 1],
+                                       'VALID')
+    return tf.reshape(patches, [-1, kernel_h * kernel_w * channels])
+
+
 def _conv_as_matmul(x, w, stride, input_gradient_by_phases=False):
     """tf.nn.conv2d(x, w, stride, 'SAME') as im2col and one matrix product. input_gradient_by_phases: the
     input gradient by _deconv_as_phase_conv, not by the gradient of the patch extraction (Eigen, TF 1.15:
@@ -155,15 +173,8 @@ def _conv_as_matmul(x, w, stride, input_gradient_by_phases=False):
     kernel_h, kernel_w, in_channels, out_channels = [int(d) for d in w.get_shape()]
     height, width = [int(d) for d in x.get_shape()[1:3]]
 
-    def patches_of(x):  # N * out_h * out_w, k*k*in in (row, column, channel) order
-        x = tf.pad(x, [[0, 0], _same_padding(height, kernel_h, stride), _same_padding(width, kernel_w, stride),
-                       [0, 0]])
-        patches = tf.extract_image_patches(x, [1, kernel_h, kernel_w, 1], [1, stride, stride, 1], [1, 1, 1, 1],
-                                           'VALID')
-        return tf.reshape(patches, [-1, kernel_h * kernel_w * in_channels])
-
     def conv(x, w):
-        patches = patches_of(x)
+        patches = _patches(x, kernel_h, kernel_w, stride)
         y = tf.matmul(patches, tf.reshape(w, [kernel_h * kernel_w * in_channels, out_channels]))
         return tf.reshape(y, [-1, -(-height // stride), -(-width // stride), out_channels]), patches
 
@@ -282,15 +293,24 @@ def _deconv_as_phase_conv(x, w, stride, out_height, out_width):
     return image
 
 
-def _deconv_by_phases(x, w, stride, out_height, out_width):
+def _deconv_by_phases(x, w, stride, out_height, out_width, weight_gradient_by_patches=False):
     """_deconv_as_phase_conv forward; backward by TensorFlow's own kernels for conv2d_transpose: a forward
-    convolution (the input gradient) and the filter gradient, which run fast on either runtime."""
+    convolution (the input gradient) and the filter gradient, which run fast on either runtime.
+    weight_gradient_by_patches: the filter gradient as one matrix product over the windows of the output
+    gradient instead, for small input maps (Eigen, TF 1.15: 34 against 60 ms onto `g_h1`'s 4x4 maps)."""
+    kernel_h, kernel_w, _, in_channels = [int(d) for d in w.get_shape()]
+
     @tf.custom_gradient
     def deconv(x, w):
         def gradient(dy):
             strides = [1, stride, stride, 1]
-            return (tf.nn.conv2d(dy, w, strides, 'SAME'),
-                    tf.nn.conv2d_backprop_filter(dy, tf.shape(w), x, strides, 'SAME'))
+            if weight_gradient_by_patches:  # [k*k*out, in], the layout of w
+                weight_gradient = tf.reshape(tf.matmul(_patches(dy, kernel_h, kernel_w, stride),
+                                                       tf.reshape(x, [-1, in_channels]), transpose_a=True),
+                                             w.get_shape())
+            else:
+                weight_gradient = tf.nn.conv2d_backprop_filter(dy, tf.shape(w), x, strides, 'SAME')
+            return tf.nn.conv2d(dy, w, strides, 'SAME'), weight_gradient
         return _deconv_as_phase_conv(x, w, stride, out_height, out_width), gradient
     return deconv(x, tf.convert_to_tensor(w))
 

@@ -93,12 +93,21 @@ def test_conv_as_matmul_equals_the_convolution(monkeypatch, height, width, cin, 
 
 
 @pytest.mark.parametrize('height, width, cin, cout', SMALL_DECONVS)
-def test_deconv_as_matmul_equals_the_transposed_convolution(height, width, cin, cout):
+@pytest.mark.parametrize('by_phases', [False, True])  # TF 2.x's choice onto many channels, TF 1.x's always
+def test_small_map_deconv_equals_the_transposed_convolution(monkeypatch, height, width, cin, cout, by_phases):
+    monkeypatch.setattr(ops, 'PHASE_FORM_CHANNELS', cout if by_phases else cout - 1)
     out_height, out_width = 2 * height - height % 2, 2 * width  # odd sizes too: ceil(out / 2) == in
     results = _native_and_cpu_form(
         lambda x, cpu_forms: ops.deconv2d(x, out_height, out_width, cout, cpu_forms=cpu_forms),
         [3, height, width, cin], seed=width)
-    assert not [o for o in tf.get_default_graph().get_operations() if o.type.startswith('Conv2D')]
+    forward, backward = [], []
+    for o in tf.get_default_graph().get_operations():
+        (backward if 'gradients' in o.name else forward).append(o.type)
+    if by_phases:  # the phase convolution; its filter gradient a matrix product over the gradient's windows
+        assert 'DepthToSpace' in forward and 'Conv2DBackpropInput' not in forward
+        assert 'ExtractImagePatches' in backward and 'Conv2DBackpropFilter' not in backward
+    else:  # one matrix product and col2im, no convolution kernel anywhere
+        assert not [t for t in forward + backward if t.startswith('Conv2D')]
     _assert_same(results)
 
 
