@@ -42,6 +42,7 @@ def test_lrelu_gradient_override_leaves_other_maximum_ops_alone():
 # (input height, input width, in channels, out channels) of the small maps the matmul path takes, with
 # odd and non-square sizes so that SAME's uneven padding is exercised.
 SMALL_CONVS = [(8, 8, 6, 5), (7, 5, 3, 4), (2, 3, 4, 2), (1, 1, 3, 2)]  # outputs 4x4, 4x3, 1x2, 1x1
+_BATCH_MATMUL = {'BatchMatMulV2', 'BatchMatMulV3'}  # col2im's op type, by TensorFlow version
 SMALL_DECONVS = [(4, 4, 6, 5), (3, 5, 3, 4), (2, 3, 4, 2), (1, 1, 3, 2)]  # inputs of at most 16 positions
 
 
@@ -75,6 +76,28 @@ def _assert_same(results):
         np.testing.assert_allclose(cpu_form, native, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize('height, width, kernel, stride', [(8, 8, 5, 2), (7, 5, 5, 2), (3, 4, 3, 1), (1, 1, 5, 2)])
+def test_im2col_gathers_the_windows_and_col2im_is_its_adjoint(height, width, kernel, stride):
+    rng = np.random.RandomState(height * width)
+    image = rng.randn(2, height, width, 3).astype(np.float32)
+    im2col, col2im = ops._im2col_col2im(height, width, 3, kernel, kernel, stride)
+    padding = [[0, 0], list(ops._same_padding(height, kernel, stride)), list(ops._same_padding(width, kernel, stride)),
+               [0, 0]]
+    expected = tf.extract_image_patches(tf.pad(tf.constant(image), padding), [1, kernel, kernel, 1],
+                                        [1, stride, stride, 1], [1, 1, 1, 1], 'VALID')
+    x = tf.constant(image)
+    columns = im2col(x)
+    other = rng.randn(*columns.get_shape().as_list()).astype(np.float32)
+    summed = col2im(tf.constant(other))
+    with tf.Session() as sess:
+        windows, expected, summed, gradient = sess.run([columns, expected, summed, tf.gradients(columns, x, tf.constant(other))[0]])
+    np.testing.assert_array_equal(windows.reshape(expected.shape), expected)  # a gather copies exactly
+    assert summed.shape == image.shape
+    # <im2col(x), c> == <x, col2im(c)>, and im2col's gradient is col2im
+    np.testing.assert_allclose(np.sum(windows * other), np.sum(image * summed), rtol=1e-4)
+    np.testing.assert_allclose(gradient, summed, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize('height, width, cin, cout', SMALL_CONVS)
 @pytest.mark.parametrize('input_gradient_by_phases', [False, True])  # TF 2.x's choice for these, TF 1.x's
 def test_conv_as_matmul_equals_the_convolution(monkeypatch, height, width, cin, cout, input_gradient_by_phases):
@@ -84,11 +107,12 @@ def test_conv_as_matmul_equals_the_convolution(monkeypatch, height, width, cin, 
     forward, backward = [], []
     for o in tf.get_default_graph().get_operations():
         (backward if 'gradients' in o.name else forward).append(o.type)
-    assert 'ExtractImagePatches' in forward and not [t for t in forward if t.startswith('Conv2D')]
+    assert 'GatherV2' in forward and not [t for t in forward if t.startswith('Conv2D')]
     if input_gradient_by_phases:  # a stride-1 convolution over the phases, never the native input gradient
         assert 'DepthToSpace' in backward and 'Conv2DBackpropInput' not in backward
-    else:
+    else:  # col2im: one matrix product with the 0/1 window selection, no segment sum
         assert not [t for t in backward if t.startswith('Conv2D') or t == 'DepthToSpace']
+        assert _BATCH_MATMUL & set(backward) and 'UnsortedSegmentSum' not in backward
     _assert_same(results)
 
 
@@ -105,9 +129,10 @@ def test_small_map_deconv_equals_the_transposed_convolution(monkeypatch, height,
         (backward if 'gradients' in o.name else forward).append(o.type)
     if by_phases:  # the phase convolution; its filter gradient a matrix product over the gradient's windows
         assert 'DepthToSpace' in forward and 'Conv2DBackpropInput' not in forward
-        assert 'ExtractImagePatches' in backward and 'Conv2DBackpropFilter' not in backward
-    else:  # one matrix product and col2im, no convolution kernel anywhere
+        assert 'GatherV2' in backward and 'Conv2DBackpropFilter' not in backward
+    else:  # one matrix product and col2im (a product with the window selection), no convolution kernel
         assert not [t for t in forward + backward if t.startswith('Conv2D')]
+        assert _BATCH_MATMUL & set(forward) and 'GatherV2' in backward
     _assert_same(results)
 
 
@@ -117,7 +142,7 @@ def test_large_maps_keep_the_native_convolution(monkeypatch):
     ops.conv2d(tf.zeros([2, 16, 16, 8]), 4, name='c', cpu_forms=True)
     ops.deconv2d(x, 32, 32, 8, name='d', cpu_forms=True)
     types = set(o.type for o in tf.get_default_graph().get_operations())
-    assert {'Conv2D', 'Conv2DBackpropInput'} <= types and not types & {'ExtractImagePatches', 'DepthToSpace'}
+    assert {'Conv2D', 'Conv2DBackpropInput'} <= types and not types & ({'GatherV2', 'DepthToSpace'} | _BATCH_MATMUL)
 
 
 def test_phase_form_covers_every_transposed_convolution_on_tf1_only():
