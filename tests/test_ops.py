@@ -234,3 +234,29 @@ def test_label_maps_by_linearity_equal_concatenating_first(height, width, featur
     assert shapes[0] == shapes[1]  # the same variables: checkpoints of either form load into the other
     for concatenated, split in zip(*results):
         np.testing.assert_allclose(split, concatenated, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('shape', [[16, 6], [4, 3, 2, 6]])  # the linear layers' [N, C] and the conv maps'
+def test_batch_norm_normalises_by_the_batch_and_averages_the_unbiased_variance(shape):
+    tf.reset_default_graph()
+    values = np.random.RandomState(len(shape)).randn(*shape).astype(np.float32) * 3 + 1
+    x = tf.constant(values)
+    y = ops.batch_norm(x, training=True, name='bn', decay=0.5)
+    updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+    with tf.variable_scope('', reuse=True):
+        inference = ops.batch_norm(x, training=False, name='bn')
+    rows = values.reshape(-1, shape[-1])
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        normalised = sess.run(y)
+        sess.run(updates)
+        moving_mean, moving_variance = sess.run(['bn/moving_mean:0', 'bn/moving_variance:0'])
+        after_update = sess.run(inference)
+    assert normalised.shape == values.shape and len(updates) == 2
+    expected = (rows - rows.mean(0)) / np.sqrt(rows.var(0) + 1.001e-5)
+    np.testing.assert_allclose(normalised.reshape(rows.shape), expected, rtol=1e-3, atol=1e-3)
+    # one step of decay 0.5 from (0, 1): half of the batch mean, half of 1 plus the unbiased variance
+    np.testing.assert_allclose(moving_mean, 0.5 * rows.mean(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(moving_variance, 0.5 * (1 + rows.var(0, ddof=1)), rtol=1e-5)
+    np.testing.assert_allclose(after_update.reshape(rows.shape),
+                               (rows - moving_mean) / np.sqrt(moving_variance + 1.001e-5), rtol=1e-3, atol=1e-3)
