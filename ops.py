@@ -214,8 +214,9 @@ def _patches(x, kernel_h, kernel_w, stride):
 
 def _conv_as_matmul(x, w, stride, input_gradient_by_phases=False):
     """tf.nn.conv2d(x, w, stride, 'SAME') as im2col and one matrix product. input_gradient_by_phases: the
-    input gradient by _deconv_as_phase_conv, not by the gradient of the patch extraction (Eigen, TF 1.15:
-    52 against 70 ms for d_h3_conv at batch 64; oneDNN, TF 2.21: 52 against 38, so there it stays)."""
+    input gradient by _deconv_as_phase_conv, not as (dy x w^T) and col2im, im2col's gradient (Eigen, TF 1.15,
+    d_h3_conv at batch 64: 52 ms against 70 when col2im was ExtractImagePatches' gradient, and Eigen writes
+    that [1024, 6400] product slowly; oneDNN, TF 2.21: 52 against 38 then, less now, so there it stays)."""
     kernel_h, kernel_w, in_channels, out_channels = [int(d) for d in w.get_shape()]
     height, width = [int(d) for d in x.get_shape()[1:3]]
 
