@@ -286,17 +286,21 @@ def _phase_taps(in_size, out_size, kernel, stride):
     return taps, pad_before, pad_after, grid
 
 
-def _phase_selection(taps_h, taps_w, kernel_h, kernel_w, stride):
-    """0/1 matrix [window_h * window_w * stride * stride, kernel_h * kernel_w] picking each phase's taps."""
+def _phase_kernel_rows(taps_h, taps_w, kernel_h, kernel_w, in_channels, stride):
+    """Row indices that gather the phase kernel [window_h, window_w, in, stride * stride * out] from the rows
+    (kh, kw, in) of w transposed to [kh, kw, in, out], with one zero row appended (row kh * kw * in): entry
+    (a, b, ci, p, q) is phase (p, q)'s tap under window position (a, b) for input channel ci, or the zero
+    row where that phase has no such tap."""
     window_h, window_w = len(taps_h[0]), len(taps_w[0])
-    selection = np.zeros([window_h, window_w, stride, stride, kernel_h * kernel_w], np.float32)
+    rows = np.full([window_h, window_w, in_channels, stride, stride], kernel_h * kernel_w * in_channels, np.int32)
     for a in range(window_h):
         for b in range(window_w):
             for p in range(stride):
                 for q in range(stride):
                     if taps_h[p][a] is not None and taps_w[q][b] is not None:
-                        selection[a, b, p, q, taps_h[p][a] * kernel_w + taps_w[q][b]] = 1.0
-    return selection.reshape([-1, kernel_h * kernel_w])
+                        tap = taps_h[p][a] * kernel_w + taps_w[q][b]
+                        rows[a, b, :, p, q] = tap * in_channels + np.arange(in_channels)
+    return rows.reshape([-1])
 
 
 def _deconv_as_phase_conv(x, w, stride, out_height, out_width):
@@ -307,10 +311,13 @@ def _deconv_as_phase_conv(x, w, stride, out_height, out_width):
     taps_h, before_h, after_h, grid_h = _phase_taps(in_height, out_height, kernel_h, stride)
     taps_w, before_w, after_w, grid_w = _phase_taps(in_width, out_width, kernel_w, stride)
     window_h, window_w = len(taps_h[0]), len(taps_w[0])
-    selection = tf.constant(_phase_selection(taps_h, taps_w, kernel_h, kernel_w, stride), dtype=w.dtype)
-    phase_kernel = tf.reshape(tf.matmul(selection, tf.reshape(w, [kernel_h * kernel_w, -1])),
-                              [window_h, window_w, stride, stride, out_channels, in_channels])
-    phase_kernel = tf.reshape(tf.transpose(phase_kernel, [0, 1, 5, 2, 3, 4]),
+    # One gather of w's [out] rows builds the kernel in its final layout. Eigen (TF 1.15) took 22 ms for
+    # g_h1's as a product with a 0/1 tap selection and a 6-D transpose, about 8 ms so (oneDNN 4.3 against 3.7).
+    rows = _phase_kernel_rows(taps_h, taps_w, kernel_h, kernel_w, in_channels, stride)
+    # [taps, in, out]: Eigen transposes this 3-D view in half the time of the same transpose in 4-D
+    by_tap = tf.transpose(tf.reshape(w, [kernel_h * kernel_w, out_channels, in_channels]), [0, 2, 1])
+    taps = tf.concat([tf.reshape(by_tap, [-1, out_channels]), tf.zeros([1, out_channels], w.dtype)], 0)
+    phase_kernel = tf.reshape(tf.gather(taps, rows),
                               [window_h, window_w, in_channels, stride * stride * out_channels])
     if ((before_h, after_h), (before_w, after_w)) == (_same_padding(in_height, window_h, 1),
                                                       _same_padding(in_width, window_w, 1)):
