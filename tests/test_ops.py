@@ -42,8 +42,8 @@ def test_lrelu_gradient_override_leaves_other_maximum_ops_alone():
 # (input height, input width, in channels, out channels) of the small maps the matmul path takes, with
 # odd and non-square sizes so that SAME's uneven padding is exercised.
 SMALL_CONVS = [(8, 8, 6, 5), (7, 5, 3, 4), (2, 3, 4, 2), (1, 1, 3, 2)]  # outputs 4x4, 4x3, 1x2, 1x1
-_BATCH_MATMUL = {'BatchMatMulV2', 'BatchMatMulV3'}  # col2im's op type, by TensorFlow version
 SMALL_DECONVS = [(4, 4, 6, 5), (3, 5, 3, 4), (2, 3, 4, 2), (1, 1, 3, 2)]  # inputs of at most 16 positions
+_BATCH_MATMUL = {'BatchMatMulV2', 'BatchMatMulV3'}  # col2im's op type, by TensorFlow version
 
 
 def _values_and_gradients(build, x_shape, seed):
@@ -89,8 +89,9 @@ def test_im2col_gathers_the_windows_and_col2im_is_its_adjoint(height, width, ker
     columns = im2col(x)
     other = rng.randn(*columns.get_shape().as_list()).astype(np.float32)
     summed = col2im(tf.constant(other))
+    gradient = tf.gradients(columns, x, tf.constant(other))[0]
     with tf.Session() as sess:
-        windows, expected, summed, gradient = sess.run([columns, expected, summed, tf.gradients(columns, x, tf.constant(other))[0]])
+        windows, expected, summed, gradient = sess.run([columns, expected, summed, gradient])
     np.testing.assert_array_equal(windows.reshape(expected.shape), expected)  # a gather copies exactly
     assert summed.shape == image.shape
     # <im2col(x), c> == <x, col2im(c)>, and im2col's gradient is col2im
