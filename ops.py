@@ -312,7 +312,7 @@ def _deconv_as_phase_conv(x, w, stride, out_height, out_width):
     taps_w, before_w, after_w, grid_w = _phase_taps(in_width, out_width, kernel_w, stride)
     window_h, window_w = len(taps_h[0]), len(taps_w[0])
     # One gather of w's [out] rows builds the kernel in its final layout. Eigen (TF 1.15) took 22 ms for
-    # g_h1's as a product with a 0/1 tap selection and a 6-D transpose, about 8 ms so (oneDNN 4.3 against 3.7).
+    # g_h1's as a product with a 0/1 tap selection and a 6-D transpose, 9 ms so (oneDNN 4.3 against 3.7).
     rows = _phase_kernel_rows(taps_h, taps_w, kernel_h, kernel_w, in_channels, stride)
     # [taps, in, out]: Eigen transposes this 3-D view in half the time of the same transpose in 4-D
     by_tap = tf.transpose(tf.reshape(w, [kernel_h * kernel_w, out_channels, in_channels]), [0, 2, 1])
