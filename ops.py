@@ -388,7 +388,7 @@ def batch_norm(x, training, name, decay=BN_DECAY, epsilon=BN_EPSILON):
     them go to tf.GraphKeys.UPDATE_OPS (under the current name scope), to run with the owning network's
     train op; they are not run by merely computing the forward pass. x: [N, H, W, C] or [N, C].
     """
-    channels = x.get_shape()[-1]
+    channels = int(x.get_shape()[-1])
     with tf.variable_scope(name):
         beta = tf.get_variable('beta', [channels], initializer=tf.zeros_initializer())
         gamma = tf.get_variable('gamma', [channels], initializer=tf.ones_initializer())
@@ -401,7 +401,7 @@ def batch_norm(x, training, name, decay=BN_DECAY, epsilon=BN_EPSILON):
         # for the moving average as the 4-D layers.
         flat = x.get_shape().ndims == 2
         if flat:
-            x = tf.reshape(x, [-1, 1, 1, int(channels)])
+            x = tf.reshape(x, [-1, 1, 1, channels])
         if training:
             y, mean, variance = tf.nn.fused_batch_norm(x, gamma, beta, epsilon=epsilon, is_training=True)
             for average, value in ((moving_mean, mean), (moving_variance, variance)):
@@ -410,7 +410,7 @@ def batch_norm(x, training, name, decay=BN_DECAY, epsilon=BN_EPSILON):
         else:
             y, _, _ = tf.nn.fused_batch_norm(x, gamma, beta, moving_mean, moving_variance, epsilon=epsilon,
                                              is_training=False)
-        return tf.reshape(y, [-1, int(channels)]) if flat else y
+        return tf.reshape(y, [-1, channels]) if flat else y
 
 
 def conv_cond_concat(x, y):
