@@ -295,7 +295,7 @@ def time_program(jax, device, spec, path, steps, warmup, profile_steps=0, profil
 
 # Kernel name fragments -> kind, first match wins (cuDNN and cuBLAS kernels, then XLA's own).
 KERNEL_KINDS = (
-    ('convolution (cuDNN)', ('conv', 'fprop', 'dgrad', 'wgrad', 'implicit', 'xmma_', 'cudnn')),
+    ('convolution (cuDNN)', ('conv', 'fprop', 'dgrad', 'wgrad', 'implicit', 'xmma_', 'cudnn', 'fft')),
     ('matrix product', ('gemm', 'cublas', 'cutlass', 'matmul', 'dot')),
     ('reduction fusion', ('reduce', 'reduction', 'input_')),
     ('elementwise fusion', ('fusion', 'loop_', 'transpose', 'concatenate', 'slice', 'pad')),
