@@ -42,12 +42,12 @@ CHECK_NET = 'dcgan64_g2'
 # and Adam's early steps (m / sqrt(v) near +-1) turn small gradient differences into lr-sized ones.
 CHECK_TOLERANCE = 1e-2
 # Outputs the check reports but does not compare:
-# - biases of layers followed by batch norm: their gradient is zero in exact arithmetic (the batch mean is
+# - biases of the 64x64 network's layers followed by batch norm: their gradient is zero in exact arithmetic (the batch mean is
 #   subtracted), so both sides update them from rounding noise, amplified by Adam;
 # - D's moving statistics: the D update runs D on the real and on the fake batch, each adding an update of
 #   them, with no order between the two; a session may run both from the old value where XLA runs one after
 #   the other. No output reads them (samples and evaluation use G alone).
-NOT_COMPARED = re.compile(r'/[gd]_h\d+(_conv)?/biases(/[gd]_adam(_1)?)?$|^discriminator/d_bn\d+/moving_')
+NOT_COMPARED = re.compile(r'/(g_h[123]|d_h[123]_conv)/biases(/[gd]_adam(_1)?)?$|^discriminator/d_bn\d+/moving_')
 
 
 # ---- export (TensorFlow 2.x) -------------------------------------------------------------------------
