@@ -68,7 +68,7 @@ def test_kernel_kinds_of_names_seen_on_an_h100():
 
 
 def test_tables_show_the_measured_figures():
-    row = dict(net='dcgan64_g2', step_ms=8.19, images_per_s=7815.0, step_ms_p10=8.05, step_ms_p90=8.32,
+    row = dict(net='dcgan64_g2', batch=64, step_ms=8.19, images_per_s=7815.0, step_ms_p10=8.05, step_ms_p90=8.32,
                queued_step_ms=7.52, queued_images_per_s=8512.0, achieved_tflops=43.25, fraction_of_tf32=0.12)
     report = dict(device='NVIDIA H100 80GB HBM3', jax='0.11.2', rows=[row],
                   reachable=dict(float32=49.8, tf32=361.5, bf16=690.1))

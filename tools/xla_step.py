@@ -30,7 +30,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np  # noqa: E402
 
-BATCH = 64
+BATCH = 64  # main.py's default --batch_size
 # name -> (output size, channels, label size, G updates per D update), as tools/benchmark.py's NETS
 NETS = {
     'dcgan64_g1': (64, 3, 0, 1),
@@ -42,8 +42,8 @@ CHECK_NET = 'dcgan64_g2'
 # and Adam's early steps (m / sqrt(v) near +-1) turn small gradient differences into lr-sized ones.
 CHECK_TOLERANCE = 1e-2
 # Outputs the check reports but does not compare:
-# - biases of the 64x64 network's layers followed by batch norm: their gradient is zero in exact arithmetic (the batch mean is
-#   subtracted), so both sides update them from rounding noise, amplified by Adam;
+# - biases of the 64x64 network's layers followed by batch norm: their gradient is zero in exact arithmetic
+#   (the batch mean is subtracted), so both sides update them from rounding noise, amplified by Adam;
 # - D's moving statistics: the D update runs D on the real and on the fake batch, each adding an update of
 #   them, with no order between the two; a session may run both from the old value where XLA runs one after
 #   the other. No output reads them (samples and evaluation use G alone).
@@ -51,7 +51,7 @@ NOT_COMPARED = re.compile(r'/(g_h[123]|d_h[123]_conv)/biases(/[gd]_adam(_1)?)?$|
 
 
 # ---- export (TensorFlow 2.x) -------------------------------------------------------------------------
-def export(out_dir, nets, check):
+def export(out_dir, nets, check, batch=BATCH):
     from tf_compat import tf, tensorflow
     import benchmark
     import devices
@@ -61,9 +61,10 @@ def export(out_dir, nets, check):
     os.makedirs(out_dir, exist_ok=True)
     tf.enable_v2_behavior()  # wrap_function and jit_compile need eager mode; this process builds nothing else
     for name in nets:
-        spec, programs = _export_net(tf, tensorflow, devices, model, name, check and name == CHECK_NET)
+        spec, programs = _export_net(tf, tensorflow, devices, model, name, batch, check and name == CHECK_NET)
+        name = program_name(name, batch)
         with tf.Graph().as_default():  # FLOPs as benchmark.py counts them, in a graph of their own
-            size, channels, y_dim, g_steps = NETS[name]
+            size, channels, y_dim, g_steps = NETS[spec['net']]
             cfg = model.net_config(size, size, channels, y_dim=y_dim, cpu_conv_forms=False)
             spec['counted_gflop_per_image'] = benchmark.gflop_per_image(
                 *benchmark.forward_gflop(tf, model, cfg), g_steps=g_steps)
@@ -77,26 +78,26 @@ def export(out_dir, nets, check):
             name, len(spec['parameters']), spec['counted_gflop_per_image'], os.path.join(out_dir, name + '.hlo.pb')))
 
 
-def _export_net(tf, tensorflow, devices, model, name, check):
+def _export_net(tf, tensorflow, devices, model, name, batch, check):
     """({parameters, ...}, {file suffix: bytes}) of one network's step; with check, the fixed-latent twin too."""
     size, channels, y_dim, g_steps = NETS[name]
     cfg = model.net_config(size, size, channels, y_dim=y_dim, cpu_conv_forms=devices.cpu_conv_forms('gpu'))
     hparams = model.train_hparams(g_steps=g_steps)
-    image_spec = tf.TensorSpec([BATCH, size, size, channels], tf.float32)
-    label_spec = tf.TensorSpec([BATCH], tf.int32)
-    z_spec = tf.TensorSpec([BATCH, cfg.z_dim], tf.float32)
+    image_spec = tf.TensorSpec([batch, size, size, channels], tf.float32)
+    label_spec = tf.TensorSpec([batch], tf.int32)
+    z_spec = tf.TensorSpec([batch, cfg.z_dim], tf.float32)
 
     def step(real, labels, z=None):
         y = tf.one_hot(labels, 10) if y_dim else None
         if z is None:
-            z = model.sample_latents(BATCH, cfg.z_dim, 'uniform_signed')  # main.py's default --z_dist
+            z = model.sample_latents(batch, cfg.z_dim, 'uniform_signed')  # main.py's default --z_dist
         ops = model.build_train_ops(real, y, z, cfg, hparams)
         with tf.control_dependencies([ops.step]):  # the losses come back once the whole step has run
             return tf.identity(ops.d_loss), tf.identity(ops.g_loss)
 
     rng = np.random.RandomState(0)
     real = tf.constant(rng.uniform(-1, 1, image_spec.shape).astype(np.float32))
-    labels = tf.constant(rng.randint(0, 10, BATCH).astype(np.int32))
+    labels = tf.constant(rng.randint(0, 10, batch).astype(np.int32))
     wrapped = tf.wrap_function(step, [image_spec, label_spec])
     compiled = tensorflow.function(lambda r, l: wrapped(r, l), jit_compile=True)
     compiled(real, labels)  # one step through TensorFlow's XLA first: it lifts the variables out of the wrapper
@@ -104,17 +105,22 @@ def _export_net(tf, tensorflow, devices, model, name, check):
     names = _variable_names(tf, wrapped)
     captured = compiled.get_concrete_function(real, labels).captured_inputs
     parameters = [dict(name='input/images', shape=image_spec.shape.as_list(), dtype='float32', init='images'),
-                  dict(name='input/labels', shape=[BATCH], dtype='int32', init='labels')]
+                  dict(name='input/labels', shape=[batch], dtype='int32', init='labels')]
     for handle in captured:
         value = _read(tf, handle)
         parameters.append(dict(name=names[id(handle)], shape=list(value.shape), dtype=value.dtype.name,
                                init=_init_rule(names[id(handle)])))
-    spec = dict(net=name, batch=BATCH, g_steps=g_steps, image_shape=[size, size, channels], y_dim=y_dim,
-                tensorflow=tf.__version__, commit=_git_commit(), outputs=['d_loss', 'g_loss'] + [p['name'] for p in parameters[2:]],
-                parameters=parameters)
+    spec = dict(net=name, batch=batch, g_steps=g_steps, image_shape=[size, size, channels], y_dim=y_dim,
+                tensorflow=tf.__version__, commit=_git_commit(), parameters=parameters,
+                outputs=['d_loss', 'g_loss'] + [p['name'] for p in parameters[2:]])
     if check:
         programs.update(_check_files(tf, tensorflow, step, image_spec, label_spec, z_spec, real, labels, rng))
     return spec, programs
+
+
+def program_name(net, batch):
+    """File name stem of a network's program: the network, and the batch where it is not main.py's default."""
+    return net if batch == BATCH else '%s-b%d' % (net, batch)
 
 
 def _git_commit():
@@ -185,7 +191,7 @@ def _check_files(tf, tensorflow, step, image_spec, label_spec, z_spec, real, lab
 
 
 # ---- run (jax + jaxlib: no TensorFlow) ---------------------------------------------------------------
-def run(in_dir, nets, steps, warmup, check, json_path, profile_steps=0, profile_dir=None):
+def run(in_dir, nets, steps, warmup, check, json_path, profile_steps=0, profile_dir=None, batch=BATCH):
     import jax
     jax.config.update('jax_enable_x64', True)  # the step counter is int64
     device = jax.devices()[0]
@@ -196,6 +202,7 @@ def run(in_dir, nets, steps, warmup, check, json_path, profile_steps=0, profile_
         report['check'] = run_check(jax, device, in_dir)
     report['reachable'] = reachable_tflops(jax, device)
     for name in nets:
+        name = program_name(name, batch)
         with open(os.path.join(in_dir, name + '.json')) as f:
             spec = json.load(f)
         row = time_program(jax, device, spec, os.path.join(in_dir, name + '.hlo.pb'), steps, warmup,
@@ -412,15 +419,15 @@ def run_check(jax, device, in_dir):
 
 
 def format_table(report):
-    lines = ['', 'XLA training step on %s (jax %s), batch 64, float32 weights (convolutions and products '
+    lines = ['', 'XLA training step on %s (jax %s), float32 weights (convolutions and products '
              'in XLA\'s default precision: TF32 on tensor-core GPUs)' % (report['device'], report['jax']),
              'reachable: float32 %.1f, TF32 %.1f, bf16 %.1f TFLOP/s (8192^3 matrix product)' % (
                  report['reachable']['float32'], report['reachable']['tf32'], report['reachable']['bf16']),
-             '%-11s %8s %9s %10s %9s %10s %9s %10s' % ('network', 'step ms', 'images/s', 'p10-p90 ms',
-                                                     'queued', 'images/s', 'TFLOP/s', 'of TF32')]
+             '%-11s %5s %8s %9s %10s %9s %10s %9s %10s' % ('network', 'batch', 'step ms', 'images/s', 'p10-p90 ms',
+                                                         'queued', 'images/s', 'TFLOP/s', 'of TF32')]
     for row in report['rows']:
-        lines.append('%-11s %8.2f %9.0f %4.2f-%-5.2f %9.2f %10.0f %9.2f %10.3f' % (
-            row['net'], row['step_ms'], row['images_per_s'], row['step_ms_p10'], row['step_ms_p90'],
+        lines.append('%-11s %5d %8.2f %9.0f %4.2f-%-5.2f %9.2f %10.0f %9.2f %10.3f' % (
+            row['net'], row['batch'], row['step_ms'], row['images_per_s'], row['step_ms_p10'], row['step_ms_p90'],
             row['queued_step_ms'], row['queued_images_per_s'], row['achieved_tflops'], row['fraction_of_tf32']))
     return '\n'.join(lines)
 
@@ -442,17 +449,21 @@ def main(argv=None):
                    help='then trace this many steps of each network and print device time by kernel [0]')
     r.add_argument('--profile_dir', default=None, help='where the traces go [the --json folder, else .]')
     for parser in (e, r):
+        parser.add_argument('--batch', type=int, default=BATCH, help='images per step [%d]' % BATCH)
         parser.add_argument('--nets', nargs='+', default=list(NETS), choices=list(NETS), help='[all]')
     args = p.parse_args(argv)
+    if args.command in ('export', 'run') and args.batch < 1:
+        p.error('--batch must be at least 1')
     if args.command == 'export':
-        export(args.out, args.nets, args.check)
+        export(args.out, args.nets, args.check, args.batch)
     elif args.command == 'run':
         if not os.path.isdir(args.folder):
             p.error('no folder %s: run `tools/xla_step.py export` first' % args.folder)
         if args.steps < 1 or args.warmup < 0 or args.profile < 0:
             p.error('--steps must be at least 1, --warmup and --profile at least 0')
         profile_dir = args.profile_dir or (os.path.dirname(os.path.abspath(args.json)) if args.json else '.')
-        run(args.folder, args.nets, args.steps, args.warmup, args.check, args.json, args.profile, profile_dir)
+        run(args.folder, args.nets, args.steps, args.warmup, args.check, args.json, args.profile, profile_dir,
+            args.batch)
     else:
         p.error('name a command: export or run')
 
