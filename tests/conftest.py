@@ -76,11 +76,17 @@ def faces_dir(tmp_path):
     return str(tmp_path / 'data')
 
 
-def run_main(*args, timeout=600, env=None, cwd=None):
-    """Runs `python main.py ARGS` as a user would; returns the CompletedProcess (text, both streams)."""
+def run_script(script, *args, timeout=600, env=None, cwd=None):
+    """Runs `python SCRIPT ARGS` (SCRIPT relative to the repository) as a user would; returns the
+    CompletedProcess (text, both streams)."""
     full_env = dict(os.environ)
     full_env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     full_env.update(env or {})
-    return subprocess.run([sys.executable, os.path.join(REPO, 'main.py')] + [str(a) for a in args],
+    return subprocess.run([sys.executable, os.path.join(REPO, script)] + [str(a) for a in args],
                           cwd=cwd or REPO, env=full_env, timeout=timeout,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+
+
+def run_main(*args, **kwargs):
+    """Runs `python main.py ARGS` as a user would (run_script's keywords)."""
+    return run_script('main.py', *args, **kwargs)

@@ -1,25 +1,19 @@
 """tools/benchmark.py: its pure helpers, R1's rebuilt step, a quick run of tiny configurations to a table and JSON."""
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_script
 
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 import benchmark  # noqa: E402  (imports no TensorFlow: children do)
 import reference_step  # noqa: E402
 
-SCRIPT = os.path.join(REPO, 'tools', 'benchmark.py')
-
-
 def run_benchmark(*args, timeout=300):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-    return subprocess.run([sys.executable, SCRIPT] + [str(a) for a in args], cwd=REPO, env=env, timeout=timeout,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    return run_script(os.path.join('tools', 'benchmark.py'), *args, timeout=timeout)
 
 
 def test_flops_per_image_reproduce_the_reference():

@@ -1,24 +1,18 @@
 """tools/xla_step.py: its pure helpers, and the export of the MNIST step as one XLA program (TensorFlow 2.x)."""
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_script
 
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 import xla_step  # noqa: E402  (imports neither TensorFlow nor jax at module level)
 
-SCRIPT = os.path.join(REPO, 'tools', 'xla_step.py')
-
-
 def run_tool(*args, timeout=300):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-    return subprocess.run([sys.executable, SCRIPT] + [str(a) for a in args], cwd=REPO, env=env, timeout=timeout,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    return run_script(os.path.join('tools', 'xla_step.py'), *args, timeout=timeout)
 
 
 def test_init_rules_follow_the_layers_initializers():
