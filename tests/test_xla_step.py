@@ -109,3 +109,12 @@ def test_export_writes_the_mnist_step_with_every_variable(tmp_path):
     rules = dict((p['name'], p['init']) for p in spec['parameters'])
     assert rules['generator/g_h0_lin/Matrix'] == 'normal0.02' and rules['generator/g_bn0/gamma'] == 'ones'
     assert rules['generator/g_h0_lin/Matrix/g_adam'] == 'zeros'
+
+
+def test_run_names_missing_programs_without_a_traceback(tmp_path):
+    (tmp_path / 'mnist.json').write_text('{}')
+    result = run_tool('run', tmp_path, '--nets', 'mnist', '--batch', 256)
+    assert result.returncode == 2 and 'Traceback' not in result.stdout
+    assert 'mnist-b256.json' in result.stdout and 'export --batch 256' in result.stdout
+    result = run_tool('run', tmp_path, '--nets', 'mnist', '--check')
+    assert result.returncode == 2 and 'mnist.hlo.pb' in result.stdout and 'dcgan64_g2.check.npz' in result.stdout

@@ -199,7 +199,7 @@ def run(in_dir, nets, steps, warmup, check, json_path, profile_steps=0, profile_
                   warmup=warmup, rows=[])
     print('device: %s (%s), jax %s' % (device.device_kind, device.platform, jax.__version__))
     if check:
-        report['check'] = run_check(jax, device, in_dir)
+        report['check'] = run_check(jax, device, in_dir, batch)
     report['reachable'] = reachable_tflops(jax, device)
     for name in nets:
         name = program_name(name, batch)
@@ -238,6 +238,7 @@ def compile_program(jax, device, path):
 
 
 def initial_values(spec, seed=0):
+    """numpy values of a program's parameters as their init rules say (input batch, weights, slots)."""
     rng = np.random.RandomState(seed)
     fill = {
         'images': lambda shape: rng.uniform(-1, 1, shape),
@@ -311,6 +312,7 @@ KERNEL_KINDS = (
 
 
 def kernel_kind(name):
+    """The KERNEL_KINDS kind of a kernel's name, else 'other'."""
     lowered = name.lower()
     for kind, fragments in KERNEL_KINDS:
         if any(fragment in lowered for fragment in fragments):
@@ -389,11 +391,12 @@ def reachable_tflops(jax, device, n=8192, repeats=10):
     return result
 
 
-def run_check(jax, device, in_dir):
+def run_check(jax, device, in_dir, batch=BATCH):
     """Runs the fixed-latent program once from the saved state: losses and every updated value must match
     the session's within CHECK_TOLERANCE (relative L2 error per array)."""
-    program = compile_program(jax, device, os.path.join(in_dir, CHECK_NET + '.check.hlo.pb'))
-    saved = np.load(os.path.join(in_dir, CHECK_NET + '.check.npz'))
+    stem = os.path.join(in_dir, program_name(CHECK_NET, batch) + '.check')
+    program = compile_program(jax, device, stem + '.hlo.pb')
+    saved = np.load(stem + '.npz')
     before = [saved['before_%d' % i] for i in range(len([k for k in saved.files if k.startswith('before_')]))]
     outs = program.execute_sharded([jax.device_put(v, device) for v in before])
     outs = [np.asarray(o[0]) for o in outs.disassemble_into_single_device_arrays()]
@@ -415,7 +418,6 @@ def run_check(jax, device, in_dir):
     worst = compared[worst_name]
     return dict(outputs=len(outs), compared=len(compared), worst_relative_error=worst, worst_output=worst_name,
                 tolerance=CHECK_TOLERANCE, loss_errors=[errors['d_loss'], errors['g_loss']])
-
 
 
 def format_table(report):
@@ -459,6 +461,18 @@ def main(argv=None):
     elif args.command == 'run':
         if not os.path.isdir(args.folder):
             p.error('no folder %s: run `tools/xla_step.py export` first' % args.folder)
+        wanted = [program_name(net, args.batch) + suffix for net in args.nets for suffix in ('.json', '.hlo.pb')]
+        if args.check:
+            wanted += [program_name(CHECK_NET, args.batch) + '.check' + suffix for suffix in ('.hlo.pb', '.npz')]
+        missing = [name for name in wanted if not os.path.isfile(os.path.join(args.folder, name))]
+        if missing:
+            p.error('%s lacks %s: run `tools/xla_step.py export%s%s` first' % (
+                args.folder, ', '.join(missing), ' --batch %d' % args.batch if args.batch != BATCH else '',
+                ' --check' if args.check else ''))
+        try:
+            import jax  # noqa: F401  (run's only dependency besides numpy)
+        except ImportError:
+            p.error('run needs jax and jaxlib (pip install jax, or jax[cuda13] for an NVIDIA GPU)')
         if args.steps < 1 or args.warmup < 0 or args.profile < 0:
             p.error('--steps must be at least 1, --warmup and --profile at least 0')
         profile_dir = args.profile_dir or (os.path.dirname(os.path.abspath(args.json)) if args.json else '.')
