@@ -41,8 +41,8 @@ NETS = {
 CHECK_NET = 'dcgan64_g2'
 # Relative error allowed per output of the check's step (run in full float32, see run_check). Float32 sums
 # reorder between XLA's kernels and TensorFlow's; a gradient that is a sum of many cancelling terms (batch
-# norm's gamma) then differs by up to 3% (the others by under 1%). A wrong operation or parameter order
-# errs by about 100%.
+# norm's gamma) then differs by up to 3% (the others by under 1%). Two same-shaped weights swapped make
+# errors of 100% and more.
 CHECK_TOLERANCE = 5e-2
 # Outputs the check reports but does not compare:
 # - biases of the 64x64 network's layers followed by batch norm: their gradient is zero in exact arithmetic
