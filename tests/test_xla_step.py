@@ -24,6 +24,11 @@ def test_init_rules_follow_the_layers_initializers():
     assert xla_step._init_rule('generator/g_h1/w/g_adam_1') == 'zeros'  # Adam's slots start at zero
     assert xla_step._init_rule('d_update/beta1_power') == 'beta1'
     assert xla_step._init_rule('global_step') == 'zeros'
+    # the check's state: Adam's second moments at one (a first update linear in the gradient), the rest as run's
+    assert xla_step._check_rule('generator/g_h1/w/g_adam_1', 'zeros') == 'ones'
+    assert xla_step._check_rule('discriminator/d_h1_conv/w/d_adam_1', 'zeros') == 'ones'
+    assert xla_step._check_rule('generator/g_h1/w/g_adam', 'zeros') == 'zeros'
+    assert xla_step._check_rule('generator/g_h1/w', 'normal0.02') == 'normal0.02'
 
 
 def test_initial_values_have_each_parameters_shape_dtype_and_fill():
