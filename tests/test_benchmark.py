@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.join(REPO, 'tools'))
 import benchmark  # noqa: E402  (imports no TensorFlow: children do)
 import reference_step  # noqa: E402
 
+
 def run_benchmark(*args, timeout=300):
     return run_script(os.path.join('tools', 'benchmark.py'), *args, timeout=timeout)
 

@@ -31,13 +31,10 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np  # noqa: E402
 
+import benchmark  # noqa: E402  (its network table and git_commit; it imports no TensorFlow)
+
+NETS = benchmark.NETS  # name -> output size, channels, label size, G updates per D update
 BATCH = 64  # main.py's default --batch_size
-# name -> (output size, channels, label size, G updates per D update), as tools/benchmark.py's NETS
-NETS = {
-    'dcgan64_g1': (64, 3, 0, 1),
-    'dcgan64_g2': (64, 3, 0, 2),
-    'mnist': (28, 1, 10, 2),
-}
 CHECK_NET = 'dcgan64_g2'
 # Relative error allowed per output of the check's step (run in full float32, see run_check). Float32 sums
 # reorder between XLA's kernels and TensorFlow's; a gradient that is a sum of many cancelling terms (batch
@@ -56,39 +53,30 @@ NOT_COMPARED = re.compile(r'/(g_h[123]|d_h[123]_conv)/biases(/[gd]_adam(_1)?)?$|
 # ---- export (TensorFlow 2.x) -------------------------------------------------------------------------
 def export(out_dir, nets, check, batch=BATCH):
     from tf_compat import tf, tensorflow
-    import benchmark
     import devices
     import model
     if devices.tf_major() < 2:
         sys.exit('xla_step.py export needs TensorFlow 2.x (tf.function(jit_compile=True)): use .venv/bin/python')
     os.makedirs(out_dir, exist_ok=True)
     tf.enable_v2_behavior()  # wrap_function and jit_compile need eager mode; this process builds nothing else
-    for name in nets:
-        spec, programs = _export_net(tf, tensorflow, devices, model, name, batch, check and name == CHECK_NET)
-        name = program_name(name, batch)
-        with tf.Graph().as_default():  # FLOPs as benchmark.py counts them, in a graph of their own
-            size, channels, y_dim, g_steps = NETS[spec['net']]
-            cfg = model.net_config(size, size, channels, y_dim=y_dim, cpu_conv_forms=False)
-            spec['counted_gflop_per_image'] = benchmark.gflop_per_image(
-                *benchmark.forward_gflop(tf, model, cfg), g_steps=g_steps)
-        for suffix, data in programs.items():
+    for net in nets:
+        spec, files = _export_net(tf, tensorflow, devices, model, net, batch, check and net == CHECK_NET)
+        name = program_name(net, batch)
+        for suffix, data in files.items():
             with open(os.path.join(out_dir, name + suffix), 'wb') as f:
-                data = data if isinstance(data, bytes) else data.encode()
-                f.write(data)
-        with open(os.path.join(out_dir, name + '.json'), 'w') as f:
-            json.dump(spec, f, indent=1)
+                f.write(data if isinstance(data, bytes) else data.encode())
         print('%s: %d parameters, %.2f GFLOP per image -> %s' % (
             name, len(spec['parameters']), spec['counted_gflop_per_image'], os.path.join(out_dir, name + '.hlo.pb')))
 
 
-def _export_net(tf, tensorflow, devices, model, name, batch, check):
-    """({parameters, ...}, {file suffix: bytes}) of one network's step; with check, the fixed-latent twin too."""
-    size, channels, y_dim, g_steps = NETS[name]
+def _export_net(tf, tensorflow, devices, model, net, batch, check):
+    """(spec, {file suffix: bytes or text}) of one network's step; with check, the fixed-latent twin too."""
+    shape = NETS[net]
+    size, channels, y_dim, g_steps = shape['size'], shape['channels'], shape['y_dim'], shape['g_steps']
     cfg = model.net_config(size, size, channels, y_dim=y_dim, cpu_conv_forms=devices.cpu_conv_forms('gpu'))
     hparams = model.train_hparams(g_steps=g_steps)
     image_spec = tf.TensorSpec([batch, size, size, channels], tf.float32)
     label_spec = tf.TensorSpec([batch], tf.int32)
-    z_spec = tf.TensorSpec([batch, cfg.z_dim], tf.float32)
 
     def step(real, labels, z=None):
         y = tf.one_hot(labels, 10) if y_dim else None
@@ -99,53 +87,48 @@ def _export_net(tf, tensorflow, devices, model, name, batch, check):
             return tf.identity(ops.d_loss), tf.identity(ops.g_loss)
 
     rng = np.random.RandomState(0)
-    real = tf.constant(rng.uniform(-1, 1, image_spec.shape).astype(np.float32))
-    labels = tf.constant(rng.randint(0, 10, batch).astype(np.int32))
-    wrapped = tf.wrap_function(step, [image_spec, label_spec])
-    compiled = tensorflow.function(lambda r, l: wrapped(r, l), jit_compile=True)
-    compiled(real, labels)  # one step through TensorFlow's XLA first: it lifts the variables out of the wrapper
-    programs = {'.hlo.pb': compiled.experimental_get_compiler_ir(real, labels)(stage='hlo_serialized')}
-    names = _variable_names(tf, wrapped)
-    captured = compiled.get_concrete_function(real, labels).captured_inputs
-    parameters = [dict(name='input/images', shape=image_spec.shape.as_list(), dtype='float32', init='images'),
-                  dict(name='input/labels', shape=[batch], dtype='int32', init='labels')]
-    for handle in captured:
-        value = _read(tf, handle)
-        parameters.append(dict(name=names[id(handle)], shape=list(value.shape), dtype=value.dtype.name,
-                               init=_init_rule(names[id(handle)])))
-    spec = dict(net=name, batch=batch, g_steps=g_steps, image_shape=[size, size, channels], y_dim=y_dim,
-                tensorflow=tf.__version__, commit=_git_commit(), parameters=parameters,
-                outputs=['d_loss', 'g_loss'] + [p['name'] for p in parameters[2:]])
+    inputs = [(image_spec, 'input/images', 'images', rng.uniform(-1, 1, image_spec.shape)),
+              (label_spec, 'input/labels', 'labels', rng.randint(0, 10, batch))]
+    program, parameters = _program(tf, tensorflow, step, inputs, lambda name, rule: rule)
+    with tf.Graph().as_default():  # FLOPs as benchmark.py counts them, in a graph of their own
+        gflop = benchmark.gflop_per_image(*benchmark.forward_gflop(tf, model, cfg._replace(cpu_conv_forms=False)),
+                                          g_steps=g_steps)
+    spec = dict(net=net, batch=batch, g_steps=g_steps, image_shape=[size, size, channels], y_dim=y_dim,
+                tensorflow=tf.__version__, commit=benchmark.git_commit(), counted_gflop_per_image=gflop,
+                parameters=parameters, outputs=['d_loss', 'g_loss'] + [p['name'] for p in parameters[2:]])
+    files = {'.hlo.pb': program, '.json': json.dumps(spec, indent=1)}
     if check:
-        programs.update(_check_files(tf, tensorflow, step, image_spec, label_spec, z_spec, real, labels, rng))
-    return spec, programs
+        z_spec = tf.TensorSpec([batch, cfg.z_dim], tf.float32)
+        inputs.append((z_spec, 'input/latents', 'latents', rng.uniform(-1, 1, z_spec.shape)))
+        files.update(_check_files(tf, tensorflow, step, inputs))
+    return spec, files
+
+
+def _program(tf, tensorflow, step, inputs, rule):
+    """step(*inputs) compiled by TensorFlow's XLA bridge: (serialized HLO module, its parameters in order:
+    the inputs, then every variable the step made, each with its init rule, rule(name, _init_rule(name))).
+    inputs: (TensorSpec, name, init rule, example value) each."""
+    wrapped = tf.wrap_function(step, [spec for spec, _, _, _ in inputs])
+    compiled = tensorflow.function(lambda *args: wrapped(*args), jit_compile=True)
+    examples = [tf.constant(np.asarray(value, spec.dtype.as_numpy_dtype)) for spec, _, _, value in inputs]
+    compiled(*examples)  # one step through TensorFlow's XLA first: it lifts the variables out of the wrapper
+    program = compiled.experimental_get_compiler_ir(*examples)(stage='hlo_serialized')
+    names = dict((id(v.handle), v.name.split(':')[0])  # every variable the step made, Adam's slots too
+                 for v in wrapped.graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES))
+    parameters = [dict(name=name, shape=spec.shape.as_list(), dtype=spec.dtype.name, init=init)
+                  for spec, name, init, _ in inputs]
+    for handle in compiled.get_concrete_function(*examples).captured_inputs:
+        dtype = handle._handle_data.shape_and_type[0].dtype  # a resource handle knows its variable's dtype
+        value = tf.raw_ops.ReadVariableOp(resource=handle, dtype=dtype).numpy()
+        name = names[id(handle)]
+        parameters.append(dict(name=name, shape=list(value.shape), dtype=value.dtype.name,
+                               init=rule(name, _init_rule(name))))
+    return program, parameters
 
 
 def program_name(net, batch):
     """File name stem of a network's program: the network, and the batch where it is not main.py's default."""
     return net if batch == BATCH else '%s-b%d' % (net, batch)
-
-
-def _git_commit():
-    """The checkout's commit, '+changes' when the tracked files differ from it; '' outside git."""
-    import subprocess
-    try:
-        commit = subprocess.check_output(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, text=True).strip()
-        changed = subprocess.call(['git', 'diff', '--quiet', 'HEAD'], cwd=REPO) != 0
-    except (OSError, subprocess.CalledProcessError):
-        return ''
-    return commit + ('+changes' if changed else '')
-
-
-def _variable_names(tf, wrapped):
-    """id(eager handle) -> variable name, for every variable the step made (Adam's slots too)."""
-    return dict((id(v.handle), v.name.split(':')[0])
-                for v in wrapped.graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES))
-
-
-def _read(tf, handle):
-    dtype = handle._handle_data.shape_and_type[0].dtype  # a resource handle knows its variable's dtype
-    return tf.raw_ops.ReadVariableOp(resource=handle, dtype=dtype).numpy()
 
 
 def _init_rule(name):
@@ -174,34 +157,23 @@ def _check_rule(name, rule):
     return 'ones' if re.search(r'/[gd]_adam_1$', name) else rule
 
 
-def _check_files(tf, tensorflow, step, image_spec, label_spec, z_spec, real, labels, rng):
+def _check_files(tf, tensorflow, step, inputs):
     """The fixed-latent program, its parameters, and one step of main.py's graph-mode session from the
     seeded check state: losses, and per updated value the norm and the first CHECK_HEAD entries of its change."""
-    z = tf.constant(rng.uniform(-1, 1, z_spec.shape).astype(np.float32))
-    wrapped = tf.wrap_function(step, [image_spec, label_spec, z_spec])
-    compiled = tensorflow.function(lambda r, l, zz: wrapped(r, l, zz), jit_compile=True)
-    compiled(real, labels, z)  # lifts the variables (see _export_net)
-    program = compiled.experimental_get_compiler_ir(real, labels, z)(stage='hlo_serialized')
-    names = _variable_names(tf, wrapped)
-    parameters = [dict(name='input/images', shape=image_spec.shape.as_list(), dtype='float32', init='images'),
-                  dict(name='input/labels', shape=label_spec.shape.as_list(), dtype='int32', init='labels'),
-                  dict(name='input/latents', shape=z_spec.shape.as_list(), dtype='float32', init='latents')]
-    for handle in compiled.get_concrete_function(real, labels, z).captured_inputs:
-        value, name = _read(tf, handle), names[id(handle)]
-        parameters.append(dict(name=name, shape=list(value.shape), dtype=value.dtype.name,
-                               init=_check_rule(name, _init_rule(name))))
+    program, parameters = _program(tf, tensorflow, step, inputs, _check_rule)
     before = initial_values(dict(parameters=parameters), seed=CHECK_SEED)
+    fed = len(inputs)
     with tf.Graph().as_default():
-        feeds = [tf.placeholder(spec.dtype, spec.shape) for spec in (image_spec, label_spec, z_spec)]
+        feeds = [tf.placeholder(spec.dtype, spec.shape) for spec, _, _, _ in inputs]
         losses = step(*feeds)
         variables = dict((v.name.split(':')[0], v) for v in tf.global_variables())
-        state = [variables[p['name']] for p in parameters[3:]]
+        state = [variables[p['name']] for p in parameters[fed:]]
         with tf.Session() as sess:
-            for variable, value in zip(state, before[3:]):
+            for variable, value in zip(state, before[fed:]):
                 variable.load(value, sess)
-            after = list(sess.run(losses, dict(zip(feeds, before[:3])))) + sess.run(state)
+            after = list(sess.run(losses, dict(zip(feeds, before[:fed])))) + sess.run(state)
     arrays = dict(losses=np.array(after[:2], np.float64))
-    changes = [(a.astype(np.float64) - b.astype(np.float64)).ravel() for a, b in zip(after[2:], before[3:])]
+    changes = [(a.astype(np.float64) - b.astype(np.float64)).ravel() for a, b in zip(after[2:], before[fed:])]
     arrays['change_norms'] = np.array([np.linalg.norm(c) for c in changes])
     arrays['change_heads'] = np.stack([np.pad(c[:CHECK_HEAD], (0, max(0, CHECK_HEAD - c.size)), constant_values=np.nan)
                                        for c in changes])
@@ -209,7 +181,7 @@ def _check_files(tf, tensorflow, step, image_spec, label_spec, z_spec, real, lab
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     spec = dict(net=CHECK_NET, seed=CHECK_SEED, parameters=parameters,
-                outputs=['d_loss', 'g_loss'] + [p['name'] for p in parameters[3:]])
+                outputs=['d_loss', 'g_loss'] + [p['name'] for p in parameters[fed:]])
     return {'.check.hlo.pb': program, '.check.npz': buffer.getvalue(), '.check.json': json.dumps(spec, indent=1)}
 
 
@@ -431,15 +403,16 @@ def run_check(jax, device, in_dir, batch=BATCH):
     outs = [np.asarray(o[0]).astype(np.float64) for o in outs.disassemble_into_single_device_arrays()]
     if len(outs) != len(spec['outputs']):
         raise SystemExit('the check program returned %d values, not %d' % (len(outs), len(spec['outputs'])))
-    errors = dict(zip(('d_loss', 'g_loss'), np.abs(np.array(outs[:2]) - saved['losses']) / np.abs(saved['losses'])))
+    errors = dict((name, float(abs(got - want) / abs(want)))
+                  for name, got, want in zip(('d_loss', 'g_loss'), outs[:2], saved['losses']))
+    fed = len(before) - len(outs) + 2  # the inputs: the variables follow them, as they follow the losses
     for k, name in enumerate(spec['outputs'][2:]):
-        change = (outs[k + 2] - before[k + 3].astype(np.float64)).ravel()
+        change = (outs[k + 2] - before[k + fed].astype(np.float64)).ravel()
         want_head = saved['change_heads'][k][:min(CHECK_HEAD, change.size)]
         want_norm = saved['change_norms'][k]
         head_error = np.linalg.norm(change[:want_head.size] - want_head) / max(np.linalg.norm(want_head), 1e-30)
         norm_error = abs(np.linalg.norm(change) - want_norm) / max(want_norm, 1e-30)
         errors[name] = float(max(head_error, norm_error))
-    errors = dict((name, float(error)) for name, error in errors.items())
     compared = dict((n, e) for n, e in errors.items() if not NOT_COMPARED.search(n))
     worst_name = max(compared, key=compared.get)
     worst = compared[worst_name]
