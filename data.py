@@ -191,6 +191,11 @@ class PreparedSource(object):
     def __len__(self):
         return self.shape[0]
 
+    @property
+    def nbytes(self):
+        """Size of the images (what holding the cache in memory takes)."""
+        return self.shape[0] * self.record
+
     def batch(self, indices, epoch):
         out = np.empty((len(indices),) + tuple(self.shape[1:]), np.uint8)
         for row, index in enumerate(indices):

@@ -133,7 +133,8 @@ def build_parser():
     p.add_argument('--input_pipeline', default='auto',
                    help='host: batches made by Python threads (decoding with Pillow, prepared cache read from '
                         'disk); graph: all tf.data (arrays held in memory, files decoded by TensorFlow); '
-                        'auto: graph for MNIST (in memory), host otherwise [auto]')
+                        'auto: graph for MNIST and for a prepared cache that fits in memory, host otherwise '
+                        '[auto]')
     switch('over_dump', 'NPU only: dump the operators that overflow')
     p.add_argument('--over_dump_path', default='', help='NPU overflow dump folder [<run>/overflow]')
     switch('profiling', 'NPU only: collect a profile')

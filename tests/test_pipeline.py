@@ -54,11 +54,39 @@ def test_training_with_the_graph_pipeline(mnist_dir, tmp_path):
     assert result.stdout.count(' Epoch:[') == 3
 
 
-def test_auto_picks_the_graph_pipeline_for_data_in_memory_only(tmp_path):
+def prepared_cache(tmp_path, n=30):
+    path = str(tmp_path / 'cache.npy')
+    np.save(path, np.random.RandomState(0).randint(0, 256, (n, 4, 4, 3)).astype(np.uint8))
+    return data.PreparedSource(path)
+
+
+def test_auto_holds_arrays_and_caches_that_fit_in_memory_and_decodes_folders_on_the_host(tmp_path):
     assert pipeline.default_kind(data.ArraySource(np.zeros((4, 2, 2, 1), np.uint8), None)) == 'graph'
     folder = make_image_folder(tmp_path / 'imgs', n=2, size=(8, 8), modes=('RGB',), corrupt=0, ext='png')
     spec = data.ImageSpec(False, 8, 8, 8, 8, 3)
     assert pipeline.default_kind(data.FolderSource(data.list_images(folder, '*.png'), spec)) == 'host'
+    cache = prepared_cache(tmp_path)
+    assert cache.nbytes == 30 * 4 * 4 * 3
+    assert pipeline.default_kind(cache) == 'graph'  # 1.4 KB: fits in any machine's memory
+    assert pipeline.default_kind(cache, available_bytes=4 * cache.nbytes) == 'graph'
+    assert pipeline.default_kind(cache, available_bytes=4 * cache.nbytes - 1) == 'host'
+    assert pipeline.available_memory_bytes() > 0
+
+
+def test_a_prepared_cache_gives_the_same_batches_from_either_pipeline(tmp_path):
+    cache = prepared_cache(tmp_path)
+    steps_per_epoch = data.batches_per_epoch(len(cache), 8)
+    batches = {}
+    for kind in ('host', 'graph'):
+        with tf.Graph().as_default():
+            inputs, used = pipeline.make_input(kind, cache, 8, [8, 4, 4, 3], 5, steps_per_epoch, 3)
+            assert used == kind
+            batches[kind] = take(inputs, 2, 5)  # from step 2 on, across the epoch boundary at step 3
+    for (host_images, host_labels), (graph_images, graph_labels) in zip(batches['host'], batches['graph']):
+        np.testing.assert_array_equal(host_images, graph_images)
+        np.testing.assert_array_equal(host_labels, graph_labels)
+    first = data.epoch_permutation(len(cache), 5, 0)[16:24]
+    np.testing.assert_array_equal(batches['graph'][0][0], np.load(cache.path)[first])
 
 
 @pytest.mark.parametrize('requested, used', [(None, 'graph (auto)'), ('host', 'host')])

@@ -80,6 +80,7 @@ def test_prepare_then_train_reads_the_cache(tmp_path):
     trained = run_main(*(args + ['--train', '--train_steps', '2']))
     assert trained.returncode == 0, trained.stdout
     assert '20 prepared images' in trained.stdout
+    assert 'input pipeline: graph (auto)' in trained.stdout  # a cache this small is held in memory
     assert os.path.isfile(str(tmp_path / 'out' / 'faces_out16x16_z100' / 'samples' / 'reals.png'))
 
 
