@@ -55,7 +55,7 @@ def generator(z, y, cfg, training):
         if cfg.y_dim:
             return _conditional_generator(z, y, cfg, training)
         hs, ws = _halvings(cfg.output_height, 4), _halvings(cfg.output_width, 4)
-        h = linear(z, cfg.gf_dim * 8 * hs[4] * ws[4], 'g_h0_lin')
+        h = linear(z, cfg.gf_dim * 8 * hs[4] * ws[4], 'g_h0_lin', cpu_forms=cfg.cpu_conv_forms)
         h = tf.reshape(h, [-1, hs[4], ws[4], cfg.gf_dim * 8])  # N, 4, 4, 512 at 64x64
         h = tf.nn.relu(batch_norm(h, training, 'g_bn0'))
         for i, multiple in enumerate((4, 2, 1), start=1):  # N, 8, 8, 256 -> N, 16, 16, 128 -> N, 32, 32, 64
@@ -69,9 +69,10 @@ def generator(z, y, cfg, training):
 def _conditional_generator(z, y, cfg, training):
     hs, ws = _halvings(cfg.output_height, 2), _halvings(cfg.output_width, 2)
     h = tf.concat([z, y], 1)  # N, 110
-    h = tf.nn.relu(batch_norm(linear(h, cfg.gfc_dim, 'g_h0_lin'), training, 'g_bn0'))  # N, 1024
+    h = linear(h, cfg.gfc_dim, 'g_h0_lin', cpu_forms=cfg.cpu_conv_forms)
+    h = tf.nn.relu(batch_norm(h, training, 'g_bn0'))  # N, 1024
     h = tf.concat([h, y], 1)  # N, 1034
-    h = linear(h, cfg.gf_dim * 2 * hs[2] * ws[2], 'g_h1_lin')  # N, 6272
+    h = linear(h, cfg.gf_dim * 2 * hs[2] * ws[2], 'g_h1_lin', cpu_forms=cfg.cpu_conv_forms)  # N, 6272
     h = tf.nn.relu(batch_norm(h, training, 'g_bn1'))
     h = tf.reshape(h, [-1, hs[2], ws[2], cfg.gf_dim * 2])  # N, 7, 7, 128
     # labels=y: the layer sees y appended to every position (conv_cond_concat), N, 7, 7, 138 here
@@ -94,7 +95,7 @@ def discriminator(x, y, cfg, training):
             h = conv2d(h, cfg.df_dim * multiple, name='d_h%d_conv' % i, cpu_forms=cfg.cpu_conv_forms)
             h = lrelu(batch_norm(h, training, 'd_bn%d' % i))
         h = tf.reshape(h, [-1, hs[4] * ws[4] * cfg.df_dim * 8])  # N, 8192
-        return linear(h, 1, 'd_h4_lin')
+        return linear(h, 1, 'd_h4_lin', cpu_forms=cfg.cpu_conv_forms)
 
 
 def _conditional_discriminator(x, y, cfg, training):
@@ -107,9 +108,10 @@ def _conditional_discriminator(x, y, cfg, training):
     h = lrelu(batch_norm(h, training, 'd_bn1'))
     h = tf.reshape(h, [-1, hs[2] * ws[2] * (cfg.df_dim + cfg.y_dim)])  # N, 3626
     h = tf.concat([h, y], 1)  # N, 3636
-    h = lrelu(batch_norm(linear(h, cfg.dfc_dim, 'd_h2_lin'), training, 'd_bn2'))  # N, 1024
+    h = linear(h, cfg.dfc_dim, 'd_h2_lin', cpu_forms=cfg.cpu_conv_forms)
+    h = lrelu(batch_norm(h, training, 'd_bn2'))  # N, 1024
     h = tf.concat([h, y], 1)  # N, 1034
-    return linear(h, 1, 'd_h3_lin')
+    return linear(h, 1, 'd_h3_lin', cpu_forms=cfg.cpu_conv_forms)
 
 
 def network_variables(scope):

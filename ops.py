@@ -372,13 +372,32 @@ def _conv_gradient_by_phases(op, grad):
             tf.nn.conv2d_backprop_filter(x, tf.shape(w), grad, strides, op.get_attr('padding')))
 
 
-def linear(x, out_size, name='Linear', stddev=INIT_STDDEV, bias_start=0.0):
-    """Fully connected layer; variables `Matrix` (normal init) and `bias`, as in the reference."""
+def linear(x, out_size, name='Linear', stddev=INIT_STDDEV, bias_start=0.0, cpu_forms=False):
+    """Fully connected layer; variables `Matrix` (normal init) and `bias`, as in the reference.
+    cpu_forms: the input gradient as a product with the weight untransposed (_matmul_gradient_weight_first)."""
     with tf.variable_scope(name):
         matrix = tf.get_variable('Matrix', [x.get_shape()[-1], out_size], tf.float32,
                                  tf.random_normal_initializer(stddev=stddev))
         bias = tf.get_variable('bias', [out_size], initializer=tf.constant_initializer(bias_start))
-        return tf.matmul(x, matrix) + bias
+        if not cpu_forms:
+            return tf.matmul(x, matrix) + bias
+        with tf.get_default_graph().gradient_override_map({'MatMul': _MATMUL_GRADIENT_WEIGHT_FIRST}):
+            return tf.matmul(x, matrix) + bias
+
+
+_MATMUL_GRADIENT_WEIGHT_FIRST = 'DcganMatMulGradWeightFirst'
+
+
+@tf.RegisterGradient(_MATMUL_GRADIENT_WEIGHT_FIRST)
+def _matmul_gradient_weight_first(op, grad):
+    """MatMul's gradient (no transposes in the forward product) with the input gradient dy W^T computed as
+    (W dy^T)^T. CPU kernels read the large weight poorly as a transposed right operand: on a 2-core AMD
+    EPYC, MNIST's d_h2_lin (W 3636x1024, batch 64) 3.6 ms against 1.6, g_h1_lin (1034x6272) 3.7 against 2.4
+    on TF 2.21; 5.1 against 2.1 and 9.8 against 4.4 on TF 1.15 (/tmp-only timing of the single products).
+    The weight gradient x^T dy as TensorFlow computes it."""
+    x, w = op.inputs
+    return (tf.transpose(tf.matmul(w, grad, transpose_b=True)),
+            tf.matmul(x, grad, transpose_a=True))
 
 
 def batch_norm(x, training, name, decay=BN_DECAY, epsilon=BN_EPSILON):

@@ -76,6 +76,21 @@ def _assert_same(results):
         np.testing.assert_allclose(cpu_form, native, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize('in_size, out_size', [(37, 23), (5, 1)])
+def test_linear_takes_its_input_gradient_weight_first_in_the_cpu_form(in_size, out_size):
+    results = _native_and_cpu_form(lambda x, cpu_forms: ops.linear(x, out_size, cpu_forms=cpu_forms),
+                                   [6, in_size], seed=in_size)
+    operations = tf.get_default_graph().get_operations()
+    weight = [o for o in operations if o.type == 'MatMul' and 'gradients' not in o.name][0].inputs[1]
+    backward = [o for o in operations if 'gradients' in o.name]
+    reading_weight = [o for o in backward if o.type == 'MatMul' and weight in list(o.inputs)]
+    # (W dy^T)^T: the weight as the untransposed left operand, then one transpose; never as a right operand
+    assert [(o.inputs[0] is weight, o.get_attr('transpose_a'), o.get_attr('transpose_b'))
+            for o in reading_weight] == [(True, False, True)]
+    assert 'Transpose' in [o.type for o in backward]
+    _assert_same(results)
+
+
 @pytest.mark.parametrize('height, width, kernel, stride', [(8, 8, 5, 2), (7, 5, 5, 2), (3, 4, 3, 1), (1, 1, 5, 2)])
 def test_im2col_gathers_the_windows_and_col2im_is_its_adjoint(height, width, kernel, stride):
     rng = np.random.RandomState(height * width)
