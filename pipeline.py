@@ -42,16 +42,18 @@ def available_memory_bytes():
         return None
 
 
-def default_kind(source, available_bytes=None):
+def default_kind(source, epochs=1, available_bytes=None):
     """The pipeline --input_pipeline auto picks: graph for arrays in memory (MNIST) and for a prepared
-    cache that fits in memory, so no Python work runs beside the step (on a CPU whose cores the step
-    keeps busy, the host pipeline's threads cost about 5% of a 64x64 step); host for image folders,
-    whose host decoding replaces an unreadable file with a warning, and for caches too large to hold."""
+    cache that fits in memory with the sample order of all `epochs`, so no Python work runs beside the
+    step (on a CPU whose cores the step keeps busy, the host pipeline's threads cost about 5% of a 64x64
+    step); host for image folders, whose host decoding replaces an unreadable file with a warning, and
+    for caches too large to hold."""
     if isinstance(source, data.ArraySource):
         return 'graph'
     if isinstance(source, data.PreparedSource):
         available = available_bytes if available_bytes is not None else available_memory_bytes()
-        if available and source.nbytes <= MEMORY_SHARE_FOR_CACHE * available:
+        needed = source.nbytes + len(source) * max(epochs, 1) * 8  # images and graph_input's int64 order
+        if available and needed <= MEMORY_SHARE_FOR_CACHE * available:
             return 'graph'
     return 'host'
 
@@ -59,7 +61,7 @@ def default_kind(source, available_bytes=None):
 def make_input(kind, source, batch, image_shape, seed, steps_per_epoch, epochs):
     """(Input, kind used) of --input_pipeline kind ('auto', 'host' or 'graph') for a data.* source."""
     if kind == 'auto':
-        kind = default_kind(source)
+        kind = default_kind(source, epochs)
     if kind == 'host':
         return host_input(source, batch, image_shape, seed, steps_per_epoch), kind
     if isinstance(source, data.FolderSource):

@@ -68,8 +68,11 @@ def test_auto_holds_arrays_and_caches_that_fit_in_memory_and_decodes_folders_on_
     cache = prepared_cache(tmp_path)
     assert cache.nbytes == 30 * 4 * 4 * 3
     assert pipeline.default_kind(cache) == 'graph'  # 1.4 KB: fits in any machine's memory
-    assert pipeline.default_kind(cache, available_bytes=4 * cache.nbytes) == 'graph'
-    assert pipeline.default_kind(cache, available_bytes=4 * cache.nbytes - 1) == 'host'
+    order_bytes = 30 * 8  # the int64 sample order of one epoch
+    assert pipeline.default_kind(cache, available_bytes=4 * (cache.nbytes + order_bytes)) == 'graph'
+    assert pipeline.default_kind(cache, available_bytes=4 * (cache.nbytes + order_bytes) - 1) == 'host'
+    assert pipeline.default_kind(cache, 3, available_bytes=4 * (cache.nbytes + order_bytes)) == 'host'
+    assert pipeline.default_kind(cache, 3, available_bytes=4 * (cache.nbytes + 3 * order_bytes)) == 'graph'
     assert pipeline.available_memory_bytes() > 0
 
 
