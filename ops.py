@@ -379,9 +379,8 @@ def linear(x, out_size, name='Linear', stddev=INIT_STDDEV, bias_start=0.0, cpu_f
         matrix = tf.get_variable('Matrix', [x.get_shape()[-1], out_size], tf.float32,
                                  tf.random_normal_initializer(stddev=stddev))
         bias = tf.get_variable('bias', [out_size], initializer=tf.constant_initializer(bias_start))
-        if not cpu_forms:
-            return tf.matmul(x, matrix) + bias
-        with tf.get_default_graph().gradient_override_map({'MatMul': _MATMUL_GRADIENT_WEIGHT_FIRST}):
+        gradient = {'MatMul': _MATMUL_GRADIENT_WEIGHT_FIRST} if cpu_forms else {}
+        with tf.get_default_graph().gradient_override_map(gradient):
             return tf.matmul(x, matrix) + bias
 
 

@@ -52,7 +52,7 @@ def default_kind(source, epochs=1, available_bytes=None):
         return 'graph'
     if isinstance(source, data.PreparedSource):
         available = available_bytes if available_bytes is not None else available_memory_bytes()
-        needed = source.nbytes + len(source) * max(epochs, 1) * 8  # images and graph_input's int64 order
+        needed = source.nbytes + len(source) * max(epochs, 1) * np.dtype(np.int64).itemsize  # images, sample order
         if available and needed <= MEMORY_SHARE_FOR_CACHE * available:
             return 'graph'
     return 'host'
