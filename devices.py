@@ -1,5 +1,7 @@
 """Device choice (NPU, GPU, CPU), precision per device, and the tf.Session config of each."""
 import collections
+import ctypes
+import ctypes.util
 import re
 
 from tf_compat import tf
@@ -136,7 +138,30 @@ def _dynamic_loss_scale(optimizer):
 
 
 def make_session(device, config):
-    """The tf.Session for the device; on the NPU the config goes through npu_bridge first."""
+    """The tf.Session for the device; on the NPU the config goes through npu_bridge first. On a CPU the
+    step's tensors are host memory, so malloc is first told to keep freed memory (keep_freed_memory)."""
     if device == 'npu':
         config = npu.finalize(config)
+    elif device == 'cpu':
+        keep_freed_memory()
     return tf.Session(config=config)
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
+
+
+def keep_freed_memory(keep_bytes=1 << 30, pad_bytes=64 << 20):
+    """Has glibc's malloc keep the memory a step frees for the next step. A CPU step allocates and frees
+    about 100 MB of activations; by default each large block is mapped afresh and unmapped on free, and
+    freed heap tops and emptied thread heaps go back to the system, so their pages faulted in again every
+    step: 28,000 faults a step on the 64x64 network with host input on TF 2.21 (5% of the step), 15,000 to
+    63,000 on TF 1.15 with any input. Here no block is mapped on its own, up to keep_bytes of freed heap top
+    are kept, and pad_bytes of slack keeps emptied thread heaps. Returns True where applied, False where the
+    C library has no mallopt (not glibc)."""
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').mallopt
+    except (OSError, AttributeError):
+        return False
+    settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, keep_bytes), (_M_TOP_PAD, pad_bytes))
+    return all([bool(mallopt(parameter, value)) for parameter, value in settings])

@@ -45,8 +45,7 @@ def available_memory_bytes():
 def default_kind(source, epochs=1, available_bytes=None):
     """The pipeline --input_pipeline auto picks: graph for arrays in memory (MNIST) and for a prepared
     cache that fits in memory with the sample order of all `epochs`, so no Python work runs beside the
-    step (on a CPU whose cores the step keeps busy, the host pipeline's threads cost about 5% of a 64x64
-    step); host for image folders, whose host decoding replaces an unreadable file with a warning, and
+    step; host for image folders, whose host decoding replaces an unreadable file with a warning, and
     for caches too large to hold."""
     if isinstance(source, data.ArraySource):
         return 'graph'

@@ -1,5 +1,9 @@
 """Session configs per device and precision (NPU's too, built from TensorFlow's protos), and CPU bf16 training."""
+import os
+import platform
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -153,3 +157,47 @@ def test_cpu_mixed_precision_on_tf1_is_refused_with_a_sentence(mnist_dir):
 def test_cpu_conv_forms_are_for_cpus_only():
     assert devices.cpu_conv_forms('cpu')
     assert not devices.cpu_conv_forms('gpu') and not devices.cpu_conv_forms('npu')
+
+
+# Allocates a 40 MB block (above glibc's largest automatic mmap threshold) and frees it; prints, from glibc's
+# mallinfo, the bytes mapped on their own while it lived and the free bytes the heap kept after. With
+# 'keep', devices.keep_freed_memory runs first.
+REALLOCATE = """
+import ctypes, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import devices
+class MallInfo(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int) for name in ('arena ordblks smblks hblks hblkhd usmblks fsmblks '
+                                                  'uordblks fordblks keepcost').split()]
+mallinfo = ctypes.CDLL('libc.so.6').mallinfo
+mallinfo.restype = MallInfo
+if sys.argv[2] == 'keep':
+    assert devices.keep_freed_memory()
+block = np.ones(40 << 20, np.uint8)
+mapped = mallinfo().hblkhd
+del block
+print(mapped, mallinfo().fordblks)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != 'glibc', reason='mallopt is glibc\'s')
+def test_keep_freed_memory_serves_large_blocks_from_the_heap_and_keeps_them():
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def mapped_and_kept(mode):
+        out = subprocess.run([sys.executable, '-c', REALLOCATE, repo, mode], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return [int(n) for n in out.stdout.split()[-2:]]
+    block = 40 << 20
+    mapped, kept = mapped_and_kept('default')
+    assert mapped >= block and kept < block  # mapped on its own, given back on free
+    mapped, kept = mapped_and_kept('keep')
+    assert mapped < block and kept >= block  # from the heap, and still there for the next step
+
+
+def test_cpu_sessions_keep_freed_memory(monkeypatch):
+    calls = []
+    monkeypatch.setattr(devices, 'keep_freed_memory', lambda: calls.append(1))
+    devices.make_session('cpu', devices.session_config('cpu', devices.choose_precision('cpu', ''))).close()
+    assert calls == [1]
