@@ -349,11 +349,12 @@ def batch_stream(source, batch_size, seed, start_step, steps_per_epoch, prefetch
     stop = threading.Event()
 
     def produce():
-        step = start_step
+        step, order_epoch, order = start_step, None, None
         try:
             while not stop.is_set():
                 epoch, index = divmod(step, steps_per_epoch)
-                order = epoch_permutation(len(source), seed, epoch)
+                if epoch != order_epoch:  # once an epoch: CelebA's permutation takes 5 ms
+                    order_epoch, order = epoch, epoch_permutation(len(source), seed, epoch)
                 indices = order[index * batch_size:(index + 1) * batch_size]
                 images, labels = source.batch(indices, epoch)
                 ready.put((epoch, index, images, labels))

@@ -99,6 +99,9 @@ def test_batch_stream_resumes_exactly_where_it_stopped():
         assert got[:2] == expected[:2]
         np.testing.assert_array_equal(got[2], expected[2])
     assert reference[6][:2] == (1, 0)  # step 6 opens epoch 1
+    for step, (epoch, index, images, _) in enumerate(reference):  # each epoch's own permutation, in slices
+        assert (epoch, index) == divmod(step, steps_per_epoch)
+        np.testing.assert_array_equal(images.ravel(), data.epoch_permutation(50, 5, epoch)[index * 8:(index + 1) * 8])
 
 
 def test_batch_stream_hands_producer_errors_to_the_consumer():
