@@ -172,9 +172,11 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     run = rows['mnist_synthetic']
     assert report['settings']['rounds'] == 2 and '2 interleaved rounds' in result.stdout
     assert run['status'] == 'ok' and run['precision'] == 'float32' and len(run['step_seconds']) == 6
+    assert run['pipeline'] == 'graph' and 'input pipeline:' not in result.stdout  # auto: MNIST in memory
     assert len(run['round_images_per_s']) == 2
     assert run['images_per_s'] > 0 and run['min'] <= run['images_per_s'] <= run['max']
     assert run['losses_finite'] and run['peak_rss_mb'] > 100  # TensorFlow alone is more than that
+    assert run['faults_per_step'] >= 0 and 'flt/step' in result.stdout
     assert 0 < run['input_ms_per_batch'] < 1000
     assert run['ratio_to_floor'] is None  # no bare-graph run of this network in this report
     assert run['achieved_gflops'] == pytest.approx(run['images_per_s'] * run['gflop_per_image'])
@@ -184,3 +186,15 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path):
     assert r1['status'] == 'ok' and r1['tf_version'] == report['tf_version'] and len(r1['step_seconds']) == 6
     assert r1['losses_finite'] and r1['ratio_to_floor'] is None
     assert r1['gflop_per_image'] > run['gflop_per_image']  # R1 convolves the tiled labels too
+
+
+def test_input_pipeline_and_malloc_defaults_can_be_forced_to_compare(tmp_path):
+    path = tmp_path / 'bench.json'
+    result = run_benchmark('--quick', '--configs', 'mnist_synthetic', '--input_pipeline', 'host', '--malloc_defaults',
+                           '--reference_python', 'none', '--steps', 2, '--warmup', 1, '--json', path)
+    assert result.returncode == 0, result.stdout
+    assert 'input pipeline: host' in result.stdout and "malloc at glibc's defaults" in result.stdout
+    with open(str(path)) as f:
+        report = json.load(f)
+    assert report['settings']['input_pipeline'] == 'host' and report['settings']['malloc_defaults']
+    assert [(r['pipeline'], r['status']) for r in report['rows']] == [('host', 'ok')]

@@ -236,7 +236,8 @@ def open_source(spec, cfg):
 
 def input_batch(tf, spec, cfg, batch):
     """(uint8 images, uint8 labels, initialize(sess), source, pipeline kind): main.train's pipeline for the
-    source (as --input_pipeline auto picks it), or constants (bare: no initialize, no source)."""
+    source (as main.py's --input_pipeline picks it, auto unless spec says), or constants (bare: no
+    initialize, no source)."""
     import data
     import pipeline
     image_shape = [batch, cfg.output_height, cfg.output_width, cfg.c_dim]
@@ -247,7 +248,7 @@ def input_batch(tf, spec, cfg, batch):
     source = open_source(spec, cfg)
     steps_per_epoch = data.batches_per_epoch(len(source), batch)
     epochs = 2 + (spec['warmup'] + spec['steps'] + 10) // steps_per_epoch  # timed and traced steps
-    inputs, kind = pipeline.make_input('auto', source, batch, image_shape, 0, steps_per_epoch, epochs)
+    inputs, kind = pipeline.make_input(spec.get('input_pipeline', 'auto'), source, batch, image_shape, 0, steps_per_epoch, epochs)
     return inputs.images, inputs.labels, lambda sess: inputs.initialize(sess, 0), source, kind
 
 
@@ -299,6 +300,8 @@ def run_training_config(spec):
     result = dict(name=spec['name'], net=spec['net'], input=spec['input'], g_steps=net['g_steps'],
                   input_label=input_label(spec['net'], spec['input']), batch=spec['batch'],
                   tf_version=tf.__version__)
+    if spec.get('malloc_defaults'):  # this child only: make_session leaves malloc as it is
+        devices.keep_freed_memory = lambda: False
     device = devices.choose_device(spec['device'])
     try:
         precision = devices.choose_precision(device, 'allow_mix_precision' if spec['mixed'] else '')
@@ -343,22 +346,25 @@ def run_training_config(spec):
 
 def timed_steps(step, spec, batch):
     """Runs spec['warmup'] steps, then times spec['steps']; step() returns (d_loss, g_loss). Rates, spread,
-    losses, cores busy (own and others') and peak resident memory, as a result dict."""
+    losses, cores busy (own and others'), page faults per step and peak resident memory, as a result dict."""
     for _ in range(spec['warmup']):
         step()
     step_seconds, losses = [], []
     cpu_start, wall_start, machine_start = os.times(), time.time(), machine_jiffies()
+    faults_start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(spec['steps']):
         t0 = time.perf_counter()
         losses.append(step())
         step_seconds.append(time.perf_counter() - t0)
     cpu_end, wall, machine_end = os.times(), time.time() - wall_start, machine_jiffies()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_start
     losses = np.asarray(losses, np.float64)
     own = ((cpu_end[0] - cpu_start[0]) + (cpu_end[1] - cpu_start[1])) / max(wall, 1e-9)
     return dict(rate_stats(step_seconds, batch), status='ok', steps=spec['steps'], warmup=spec['warmup'],
                 step_seconds=step_seconds, losses_finite=bool(np.isfinite(losses).all()),
                 last_d_loss=float(losses[-1, 0]), last_g_loss=float(losses[-1, 1]), cpu_busy=own,
                 others_busy=other_cores_busy(machine_start, machine_end, own),
+                faults_per_step=faults / float(spec['steps']),
                 peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)  # KB on Linux
 
 
@@ -375,8 +381,9 @@ def merge_rounds(results, batch):
                   losses_finite=all(r['losses_finite'] for r in results),
                   cpu_busy=float(np.mean([r['cpu_busy'] for r in results])),
                   peak_rss_mb=max(r['peak_rss_mb'] for r in results))
-    others = [r['others_busy'] for r in results if r.get('others_busy') is not None]
-    merged['others_busy'] = float(np.mean(others)) if others else None
+    for key in ('others_busy', 'faults_per_step'):  # None where no round measured it
+        measured = [r[key] for r in results if r.get(key) is not None]
+        merged[key] = float(np.mean(measured)) if measured else None
     for r in results:
         if r.get('trace'):
             merged['trace'] = r['trace']
@@ -658,6 +665,11 @@ def format_table(report):
         ', in each of %d interleaved rounds (rows pool their steps)' % rounds if rounds > 1 else ''))
     lines.append('load average at start %.2f, at end %.2f (other work on this machine makes numbers noisy)' % (
         machine['load_average_start'][0], machine['load_average_end'][0]))
+    if settings.get('malloc_defaults'):
+        lines.append("malloc at glibc's defaults (--malloc_defaults; main.py keeps freed memory)")
+    if settings.get('input_pipeline', 'auto') != 'auto':
+        lines.append('input pipeline: %s for every input but bare (--input_pipeline; main.py picks auto)'
+                     % settings['input_pipeline'])
     for name in ('matmul_float32', 'conv2d_float32', 'matmul_bfloat16'):
         if name in compute:
             item = compute[name]
@@ -673,9 +685,9 @@ def format_table(report):
             lines.append('%s: %s%s' % ('JPEG folder' if key == 'jpeg_content' else 'MNIST', report['data'][key],
                                        extra))
     lines.append('')
-    header = ('%-28s %-26s %-15s %2s %8s %17s %7s %7s %6s %7s %5s %5s %6s' % (
+    header = ('%-28s %-26s %-15s %2s %8s %17s %7s %7s %6s %7s %5s %5s %6s %8s' % (
         'config', 'input', 'precision', 'g', 'img/s', 'p10-p90 img/s', 'xfloor', 'GFLOP/s', 'xreach', 'RSS MB',
-        'own', 'other', 'in ms'))
+        'own', 'other', 'in ms', 'flt/step'))
     lines += [header, '-' * len(header)]
     for row in report['rows']:
         if row['status'] != 'ok':
@@ -683,19 +695,20 @@ def format_table(report):
                                                       row.get('precision', ''), row.get('g_steps', ''),
                                                       '%s: %s' % (row['status'], row.get('reason', ''))))
             continue
-        lines.append('%-28s %-26s %-15s %2d %8.1f %17s %7s %7.1f %6.2f %7.0f %5.2f %5s %6s%s' % (
+        lines.append('%-28s %-26s %-15s %2d %8.1f %17s %7s %7.1f %6.2f %7.0f %5.2f %5s %6s %8s%s' % (
             row['name'], row['input_label'], row['precision'], row['g_steps'], row['images_per_s'],
             '%.1f-%.1f' % (row['p10'], row['p90']),
             '%.2f' % row['ratio_to_floor'] if row['ratio_to_floor'] else '-', row['achieved_gflops'],
             row['fraction_of_reachable'] or 0.0, row['peak_rss_mb'], row['cpu_busy'],
             '-' if row.get('others_busy') is None else '%.2f' % row['others_busy'],
             '%.1f' % row['input_ms_per_batch'] if 'input_ms_per_batch' in row else '-',
+            '-' if row.get('faults_per_step') is None else '%.0f' % row['faults_per_step'],
             '' if row['losses_finite'] else '  LOSSES NOT FINITE'))
     lines.append('')
     lines.append('GFLOP/image: 64x64 %s per reference.md section 7; mnist %s counted (%s). own / other: cores '
                  'busy with this process / with other processes during the timed steps; xreach: of the reachable '
                  'compute of the row\'s precision (bfloat16 matmul for mixed rows); in ms: wall time the source '
-                 'takes to assemble one batch, measured alone.' % (
+                 'takes to assemble one batch, measured alone; flt/step: minor page faults per timed step.' % (
                      '/'.join('%.1f (g %d)' % (v, k) for k, v in sorted(REFERENCE_GFLOP_PER_IMAGE.items())),
                      '%.3f' % report['mnist_gflop_per_image'] if report.get('mnist_gflop_per_image') else '-',
                      'tf.profiler forward counts x (1+3g) G + (6+2g) D, which gives the reference\'s 3.9/5.5 '
@@ -742,6 +755,10 @@ def build_parser():
     p.add_argument('--trace', nargs='+', default=[], metavar='CONFIG',
                    help='also trace these configurations (Chrome trace in bench/) and print their top ops')
     p.add_argument('--device', default='auto', choices=('auto', 'cpu', 'gpu'), help='device to train on [auto]')
+    p.add_argument('--malloc_defaults', action='store_true',
+                   help="leave glibc's malloc at its defaults, not devices.keep_freed_memory, to measure what it gains")
+    p.add_argument('--input_pipeline', default='auto', choices=('auto', 'host', 'graph'),
+                   help="main.py's --input_pipeline for every input but bare, to compare the two [auto]")
     p.add_argument('--mnist_dir', default='/tmp/realdata/mnist',
                    help='folder with the MNIST idx files; synthetic digits when absent [/tmp/realdata/mnist]')
     p.add_argument('--images', type=int, default=None, help='JPEGs in the generated folder [640; --quick 128]')
@@ -797,6 +814,7 @@ def main(argv=None):
                                  reason='MNIST has no JPEG variant (main.py reads its idx files)'))
                 continue
             spec = dict(config, kind='train', batch=args.batch_size, steps=steps, warmup=warmup, device=args.device,
+                        input_pipeline=args.input_pipeline, malloc_defaults=args.malloc_defaults,
                         data=data_info, synthetic_images=n_images if config['net'] != 'mnist' else 10 * n_images,
                         trace=os.path.join(out_dir, 'trace-%s-tf%s.json' % (config['name'], tf_version))
                         if config['name'] in args.trace else '')
@@ -840,7 +858,8 @@ def main(argv=None):
                   reachable_gflops=reachable, data=dict((k, v) for k, v in data_info.items() if 'dir' not in k
                                                         and k not in ('jpeg_folder', 'prepared_cache')),
                   settings=dict(batch_size=args.batch_size, steps=steps, rounds=rounds, warmup=warmup,
-                                quick=args.quick, device=args.device),
+                                quick=args.quick, device=args.device, input_pipeline=args.input_pipeline,
+                                malloc_defaults=args.malloc_defaults),
                   references=REFERENCE, reference_gflop_per_image=REFERENCE_GFLOP_PER_IMAGE,
                   mnist_gflop_per_image=mnist[0]['gflop_per_image'] if mnist else None,
                   rows=rows, time=time.strftime('%Y-%m-%d %H:%M:%S'), git_commit=git_commit())
