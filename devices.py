@@ -155,13 +155,13 @@ def keep_freed_memory(keep_bytes=1 << 30, pad_bytes=64 << 20):
     """Has glibc's malloc keep the memory a step frees for the next step. A CPU step allocates and frees
     about 100 MB of activations; by default each large block is mapped afresh and unmapped on free, and
     freed heap tops and emptied thread heaps go back to the system, so their pages faulted in again every
-    step: 28,000 faults a step on the 64x64 network with host input on TF 2.21 (5% of the step), 15,000 to
-    63,000 on TF 1.15 with any input. Here no block is mapped on its own, up to keep_bytes of freed heap top
-    are kept, and pad_bytes of slack keeps emptied thread heaps. Returns True where applied, False where the
-    C library has no mallopt (not glibc)."""
+    step: 28,000-29,000 faults a step on the 64x64 network with host input on TF 2.21 (3-5% of the step),
+    28,000-54,000 on TF 1.15 with any input (4-9%). Here no block is mapped on its own, up to keep_bytes of
+    freed heap top are kept, and pad_bytes of slack keeps emptied thread heaps. Returns True where applied,
+    False where the C library has no mallopt (not glibc)."""
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').mallopt
     except (OSError, AttributeError):
         return False
     settings = ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, keep_bytes), (_M_TOP_PAD, pad_bytes))
-    return all([bool(mallopt(parameter, value)) for parameter, value in settings])
+    return all([bool(mallopt(parameter, value)) for parameter, value in settings])  # a list: every one is set

@@ -248,7 +248,8 @@ def input_batch(tf, spec, cfg, batch):
     source = open_source(spec, cfg)
     steps_per_epoch = data.batches_per_epoch(len(source), batch)
     epochs = 2 + (spec['warmup'] + spec['steps'] + 10) // steps_per_epoch  # timed and traced steps
-    inputs, kind = pipeline.make_input(spec.get('input_pipeline', 'auto'), source, batch, image_shape, 0, steps_per_epoch, epochs)
+    inputs, kind = pipeline.make_input(spec.get('input_pipeline', 'auto'), source, batch, image_shape, 0,
+                                       steps_per_epoch, epochs)
     return inputs.images, inputs.labels, lambda sess: inputs.initialize(sess, 0), source, kind
 
 
