@@ -93,12 +93,7 @@ def cpu_conv_forms(device):
     """Whether the networks compute the layers CPU kernels run poorly in an equal, faster form
     (ops.SMALL_MAP_AREA: 4x4 maps as matrix products; ops.PHASE_FORM_CHANNELS: transposed convolutions as
     convolutions over output phases, onto the image's channels on TF 2.x, every one on TF 1.x).
-
-    On a CPU the matrix products are faster in every runtime measured (tools/benchmark.py, 64x64 network,
-    two G updates): TensorFlow 1.15 about 1.35x (Eigen's input gradient of those layers is slow), 2.x
-    float32 about 1.07x and bfloat16 about 1.3x (oneDNN blocks 4x4 maps poorly); the phase convolutions
-    add about 4% on TF 2.x (64x64 bare graph, same-session comparison); on TF 1.15, applied to every
-    transposed convolution, 10% (64x64) and 13-21% (MNIST). GPUs and NPUs keep their native convolutions.
+    GPUs and NPUs keep their native convolutions. The gains are in docs/performance.md.
     """
     return device == 'cpu'
 
@@ -154,10 +149,9 @@ _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
 def keep_freed_memory(keep_bytes=1 << 30, pad_bytes=64 << 20):
     """Has glibc's malloc keep the memory a step frees for the next step. A CPU step allocates and frees
     about 100 MB of activations; by default each large block is mapped afresh and unmapped on free, and
-    freed heap tops and emptied thread heaps go back to the system, so their pages faulted in again every
-    step: 28,000-29,000 faults a step on the 64x64 network with host input on TF 2.21 (3-5% of the step),
-    28,000-54,000 on TF 1.15 with any input (4-9%). Here no block is mapped on its own, up to keep_bytes of
-    freed heap top are kept, and pad_bytes of slack keeps emptied thread heaps. Returns True where applied,
+    freed heap tops and emptied thread heaps go back to the system, so their pages fault in again every
+    step. Here no block is mapped on its own, up to keep_bytes of freed heap top are kept, and pad_bytes
+    of slack keeps emptied thread heaps (the gain: docs/performance.md). Returns True where applied,
     False where the C library has no mallopt (not glibc)."""
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').mallopt

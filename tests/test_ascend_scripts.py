@@ -115,6 +115,7 @@ def test_device_from_the_start_line_else_machine():
 
 
 # ---- the scripts end to end ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_full_script_from_repo_root(faces_data, tmp_path):
     out = tmp_path / 'out'
     result = run_script('test/train_full_1p.sh', '--data_path=%s' % faces_data, '--batch_size=4',
@@ -131,6 +132,7 @@ def test_full_script_from_repo_root(faces_data, tmp_path):
                                                    'train_%s_loss.txt' % case_name])
 
 
+@pytest.mark.slow
 def test_performance_script_from_test_dir_with_default_output(faces_data):
     # data_path given relative to test/, and pointing at the image folder itself (the ModelZoo habit)
     data_path = os.path.relpath(os.path.join(faces_data, 'celebA'), TEST_DIR)
@@ -154,6 +156,7 @@ def test_performance_script_from_test_dir_with_default_output(faces_data):
         os.rmdir(os.path.join(TEST_DIR, 'output'))
 
 
+@pytest.mark.slow
 def test_mnist_then_a_run_started_from_its_checkpoint(tmp_path):
     make_mnist(tmp_path / 'data', n_train=96)
     out = tmp_path / 'out'

@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import devices
@@ -82,7 +83,25 @@ def test_gpu_configs():
     assert 'force_fp16' in devices.choose_precision('gpu', 'force_fp16').note
 
 
-def test_gpu_loss_scaling_wrapper_builds_a_train_step():
+def test_gpu_loss_scaling_skips_a_non_finite_step_and_halves_the_scale():
+    wrap = devices.optimizer_wrapper('gpu', devices.choose_precision('gpu', 'allow_mix_precision'))
+    with tf.Graph().as_default():
+        w = tf.get_variable('w', initializer=tf.constant([1.0, 2.0]))
+        x = tf.placeholder(tf.float32, [2])
+        optimizer = wrap(tf.train.AdamOptimizer(0.1))
+        step = optimizer.minimize(tf.reduce_sum(w * x), var_list=[w])
+        scale = optimizer._loss_scale()
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            assert sess.run(scale) == 2.0 ** 15  # the dynamic scale's start
+            sess.run(step, {x: [1.0, 1.0]})
+            updated = sess.run(w)
+            assert np.allclose(updated, [0.9, 1.9]) and sess.run(scale) == 2.0 ** 15  # Adam's first step: lr
+            sess.run(step, {x: [np.inf, 1.0]})  # overflowing gradients: no update, half the scale
+            assert np.array_equal(sess.run(w), updated) and sess.run(scale) == 2.0 ** 14
+
+
+def test_gpu_loss_scaling_wraps_both_networks_train_ops():
     import model
     wrap = devices.optimizer_wrapper('gpu', devices.choose_precision('gpu', 'allow_mix_precision'))
     with tf.Graph().as_default():
@@ -90,9 +109,16 @@ def test_gpu_loss_scaling_wrapper_builds_a_train_step():
         real = tf.zeros([2, 16, 16, 1])
         ops = model.build_train_ops(real, None, model.sample_latents(2, cfg.z_dim, 'uniform_signed'), cfg,
                                     model.train_hparams(2e-4, 0.5, 1), wrap)
+        scales = [v for v in tf.global_variables() if v.op.name.startswith('current_loss_scale')]
+        assert len(scales) == 2  # one dynamic loss scale for D's Adam, one for G's
+        weights = [v for v in tf.trainable_variables() if v.op.name.endswith(('/w', '/Matrix'))]
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
-            sess.run(ops.step)  # runs in float32 here (no GPU); the wrapper only scales the loss
+            before = sess.run(weights)
+            sess.run(ops.step)  # in float32 here (no GPU): the wrapper scales and unscales the gradients
+            after = sess.run(weights)
+            assert all(not np.array_equal(a, b) for a, b in zip(before, after))
+            assert sess.run(scales) == [2.0 ** 15] * 2
 
 
 @pytest.mark.parametrize('mode', ['', 'must_keep_origin_dtype', 'allow_fp32_to_fp16'])
@@ -124,6 +150,7 @@ def test_cpu_bf16_flags(tmp_path):
 
 @pytest.mark.skipif(devices.tf_major() < 2 or not devices.cpu_has_bf16(),
                     reason='CPU mixed precision needs TensorFlow 2.x and a CPU with bfloat16')
+@pytest.mark.slow
 def test_cpu_bf16_training_keeps_losses_finite_and_samples_like_float32(mnist_dir, tmp_path):
     import numpy as np
     from PIL import Image

@@ -126,6 +126,7 @@ def synthetic(tmp_path_factory):
     classifier.close()
 
 
+@pytest.mark.slow
 def test_classifier_learns_the_synthetic_digits_and_is_cached_with_its_accuracy(synthetic):
     folder = metrics.classifier_dir(synthetic['data_dir'])
     with open(os.path.join(folder, metrics.CLASSIFIER_INFO)) as f:
@@ -146,6 +147,7 @@ def test_classifier_learns_the_synthetic_digits_and_is_cached_with_its_accuracy(
         metrics.train_mnist_classifier = original
 
 
+@pytest.mark.slow
 def test_classifier_outputs_and_its_own_graph(synthetic):
     images, _ = synthetic['generated']
     with tf.Graph().as_default() as gan_graph:  # a graph of the caller's, as main.py has one
@@ -165,6 +167,7 @@ def test_classifier_outputs_and_its_own_graph(synthetic):
         metrics.MnistClassifier(synthetic['data_dir'])
 
 
+@pytest.mark.slow
 def test_mnist_scores_tell_real_digits_from_noise(synthetic):
     classifier, (test_images, _) = synthetic['classifier'], synthetic['test']
     images, labels = synthetic['generated']

@@ -5,7 +5,7 @@ import pytest
 import model
 from tf_compat import tf
 
-# The reference's checkpoint variables (name -> shape) of the 64x64x3 networks, reference.md section 3.
+# The reference's checkpoint variables (name -> shape) of the 64x64x3 networks, as carpedm20/DCGAN-tensorflow has them
 REFERENCE_64 = {
     'generator/g_h0_lin/Matrix': [100, 8192], 'generator/g_h0_lin/bias': [8192],
     'generator/g_h1/w': [5, 5, 256, 512], 'generator/g_h1/biases': [256],

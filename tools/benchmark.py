@@ -9,8 +9,9 @@ Run it with the interpreter of the runtime to measure (.venv: TensorFlow 2.x, .v
 Each training configuration runs in its own process (so its peak resident memory is its own) through
 the code `main.py --train` runs: its input pipeline (main.py's --input_pipeline auto), model.build_train_ops,
 devices.session_config, and one sess.run of the step and both losses per step. The *_reference rows time
-R1, the TF1 reference, rebuilt in tools/reference_step.py, in the same run: on this runtime and on TF 1.15
-(--reference_python), against which the issue's speed targets are checked besides its fixed figures.
+the reference implementation's step (carpedm20/DCGAN-tensorflow, rebuilt in tools/reference_step.py) in the
+same run, on this runtime and on TF 1.15 (--reference_python), so the speed-ups printed at the end compare
+both on the same machine in the same hour.
 The configurations run in interleaved rounds (--rounds) and each row pools its steps from all rounds, so a
 machine that slows down or speeds up during the run shifts every row alike rather than the later ones.
 """
@@ -45,31 +46,17 @@ INPUTS = {
     'folder': '(b) JPEG folder',
     'synthetic': '(c) in-memory synthetic',
     'bare': 'bare graph (constants)',
-    'reference': "R1's own step and input",
+    'reference': "the reference's own step and input",
 }
 MNIST_PREPARED = '(a) idx files in memory'  # MNIST's prepared form: main.py reads the idx files into RAM
-# R1 (the TF1 reference, rebuilt in tools/reference_step.py) always ran two G updates and float32 on a CPU.
+# The reference (tools/reference_step.py) always ran two G updates and float32 on a CPU.
 REFERENCE_CONFIGS = ['dcgan64_g2_reference', 'mnist_reference']
 DEFAULT_CONFIGS = [net + '_' + inp for net in NETS for inp in INPUTS if inp != 'reference'] + REFERENCE_CONFIGS + [
     'dcgan64_g2_synthetic_mixed', 'dcgan64_g2_bare_mixed', 'mnist_synthetic_mixed']
 
-# Reference figures, measured by the project lead on this machine class (2-core x86-64 CPU with
-# AVX-512, batch 64), TensorFlow 2.21 CPU wheel and 1.15.0 (the issue's text).
-REFERENCE = {
-    'source': 'measured by the project lead on this machine class (2-core x86-64 AVX-512 CPU, batch 64)',
-    'tf1_reference_dcgan64_g2_folder_tf1.15': 18.6,  # carpedm20 DCGAN-tensorflow, two G updates, JPEGs
-    'tf1_reference_mnist_tf1.15': 184.0,  # the same reference on MNIST
-    'bare_tf1_style_dcgan64_g1_tf2.21': 82.0,
-    'bare_tf1_style_dcgan64_g1_tf1.15': 34.0,
-    'pytorch_dcgan_example_dcgan64': 96.0,
-}
-REF_DCGAN64 = REFERENCE['tf1_reference_dcgan64_g2_folder_tf1.15']
-REF_MNIST = REFERENCE['tf1_reference_mnist_tf1.15']
-# FLOPs per real image of one training step, 64x64 network (reference.md section 7).
-REFERENCE_GFLOP_PER_IMAGE = {1: 3.9, 2: 5.5}
-INPUT_RATIO_TARGET = 0.95
-MIXED_AIM = 1.4
-REACHABLE_FRACTION_TARGET = 0.6
+# GFLOP per real image of one 64x64 training step, from the forward counts of G (0.326) and D (0.324)
+# through gflop_per_image (a multiply-add counts as two FLOPs).
+GFLOP_PER_IMAGE_64 = {1: 3.9, 2: 5.5}
 RESULT_MARK = 'BENCHMARK_RESULT '
 
 
@@ -84,14 +71,14 @@ def parse_config(name):
         raise ValueError('unknown configuration %r: use <net>_<input>[_mixed] with net one of %s and input '
                          'one of %s.' % (name, ', '.join(NETS), ', '.join(INPUTS)))
     if inp == 'reference' and (mixed or name not in REFERENCE_CONFIGS):
-        raise ValueError('R1 ran two G updates in float32 only: its configurations are %s.'
+        raise ValueError('the reference ran two G updates in float32 only: its configurations are %s.'
                          % ' and '.join(REFERENCE_CONFIGS))
     return dict(name=name, net=net, input=inp, mixed=mixed)
 
 
 def input_label(net, inp, tf_version=''):
-    if inp == 'reference':  # R1 decoded JPEGs per batch; it held MNIST in memory as floats
-        return 'R1: %s, TF %s' % ('MNIST' if net == 'mnist' else 'JPEGs', tf_version or '?')
+    if inp == 'reference':  # the reference decoded JPEGs per batch; it held MNIST in memory as floats
+        return 'reference: %s, TF %s' % ('MNIST' if net == 'mnist' else 'JPEGs', tf_version or '?')
     return MNIST_PREPARED if net == 'mnist' and inp == 'prepared' else INPUTS[inp]
 
 
@@ -105,17 +92,10 @@ def rate_stats(step_seconds, batch):
 
 def gflop_per_image(g_forward, d_forward, g_steps):
     """GFLOP per real image of one step (one D update, g_steps G updates) from forward GFLOP of G and D,
-    counted as reference.md section 7 does: the D update runs G forward, D forward and backward on the real
-    and the fake batch (G + 6 D); each G update runs G and D forward, D's input gradient and G backward
+    a backward pass counted as twice its forward: the D update runs G forward, D forward and backward on the
+    real and the fake batch (G + 6 D); each G update runs G and D forward, D's input gradient and G backward
     (3 G + 2 D). 64x64: 0.326 and 0.324 give 3.9 (g_steps 1) and 5.5 (g_steps 2)."""
     return (1 + 3 * g_steps) * g_forward + (6 + 2 * g_steps) * d_forward
-
-
-def verdict(measured, needed):
-    """('PASS' or 'MISS', how far from needed as a sentence fragment)."""
-    if measured >= needed:
-        return 'PASS', '+%.0f%% over' % (100.0 * (measured / needed - 1))
-    return 'MISS', '%.0f%% short' % (100.0 * (1 - measured / needed))
 
 
 def machine_jiffies():
@@ -392,7 +372,7 @@ def merge_rounds(results, batch):
 
 
 def run_reference_config(spec):
-    """Times R1's step (tools/reference_step.py) on this interpreter's TensorFlow; returns a result dict."""
+    """Times the reference's step (tools/reference_step.py) on this interpreter's TensorFlow; returns a result dict."""
     from tf_compat import tf
     import data
     import reference_step
@@ -530,7 +510,7 @@ def child_main(spec):
     return 0
 
 
-# ---- parent: run the children, check the targets, print and save ---------------------------------------
+# ---- parent: run the children, compare, print and save -------------------------------------------------
 def run_child(spec, timeout):
     """Runs one child process; returns its result dict, or a dict with status 'error' and the output tail."""
     command = [spec.get('python') or sys.executable, os.path.abspath(__file__), '--_child', json.dumps(spec)]
@@ -556,12 +536,11 @@ def add_derived(rows, reachable, reachable_mixed=None):
         floor = floors.get((row['net'], row['precision'])) if row['input'] != 'reference' else None
         row['ratio_to_floor'] = row['images_per_s'] / floor if floor else None
         if row['net'].startswith('dcgan64'):
-            row['gflop_per_image'] = REFERENCE_GFLOP_PER_IMAGE[row['g_steps']]
-            row['gflop_source'] = 'reference.md section 7'
+            row['gflop_per_image'] = GFLOP_PER_IMAGE_64[row['g_steps']]
+            row['gflop_source'] = 'counted per layer'
         else:
             row['gflop_per_image'] = row['counted_gflop_per_image']
-            row['gflop_source'] = ('tf.profiler forward counts, (1+3g) G + (6+2g) D as reference.md section 7 '
-                                   'counts the 64x64 step')
+            row['gflop_source'] = 'tf.profiler forward counts x (1+3g) G + (6+2g) D'
         row['achieved_gflops'] = row['images_per_s'] * row['gflop_per_image']
         peak = reachable_mixed if row.get('mixed') and reachable_mixed else reachable
         row['fraction_of_reachable'] = row['achieved_gflops'] / peak if peak else None
@@ -579,82 +558,41 @@ def major(tf_version):
     return int(tf_version.split('.')[0])
 
 
-def check_targets(rows, tf_major):
-    """The issue's targets that this run's rows can decide: dicts of target, measured, needed, status."""
-    checks = []
+def comparisons(rows):
+    """What the rows say side by side: each real input against synthetic batches, synthetic against the bare
+    graph, mixed precision against float32, and ours against the reference timed in the same run. A list of
+    dicts: what (a sentence fragment) and ratio."""
+    found = []
 
-    def add(target, measured, needed, unit, status=None, note=''):
-        status_word, how = verdict(measured, needed)
-        checks.append(dict(target=target, measured=measured, needed=needed, unit=unit,
-                           status=status or status_word, by=how, note=note))
+    def add(what, numerator, denominator):
+        found.append(dict(what=what, ratio=numerator['images_per_s'] / denominator['images_per_s']))
 
     for net in NETS:
         synthetic, floor = find(rows, net, 'synthetic'), find(rows, net, 'bare')
         for inp in ('prepared', 'folder'):
             row = find(rows, net, inp)
             if row and synthetic:
-                add('%s: %s >= %.2f x (c)' % (net, input_label(net, inp), INPUT_RATIO_TARGET),
-                    row['images_per_s'] / synthetic['images_per_s'], INPUT_RATIO_TARGET, 'x (c)')
+                add('%s: %s / (c) in-memory synthetic' % (net, input_label(net, inp)), row, synthetic)
         if synthetic and floor:
-            add('%s: (c) >= %.2f x bare-graph floor' % (net, INPUT_RATIO_TARGET),
-                synthetic['images_per_s'] / floor['images_per_s'], INPUT_RATIO_TARGET, 'x floor')
-    # speed against the reference: real input in float32, and any fed run in mixed precision
-    def speed_rows(net, inputs):
-        return [r for r in rows if r['net'] == net and r['status'] == 'ok' and r['input'] != 'bare'
-                and (r['input'] in inputs or r.get('mixed'))]
-    factor = 3.0 if tf_major >= 2 else 1.3
-    for row in speed_rows('dcgan64_g2', ('folder', 'prepared')):
-        add('dcgan64_g2 %s, %s: >= %.1f x reference %.1f img/s (TF %d.x)' % (
-            row['input_label'], row['precision'], factor, REF_DCGAN64, tf_major),
-            row['images_per_s'], factor * REF_DCGAN64, 'img/s')
-    # the same against R1 timed in this run: on TF 1.15, where the figures above were measured, it decides
-    # like them (factor x; MNIST has no target on TF 1.15); on TF 2.x it is shown for information (how much
-    # of the gain is the runtime)
-    for r1 in [r for r in rows if r['input'] == 'reference' and r['status'] == 'ok']:
-        decides = major(r1['tf_version']) == 1 and (r1['net'] == 'dcgan64_g2' or tf_major >= 2)
-        for row in speed_rows(r1['net'], ('folder', 'prepared')):
-            ratio = row['images_per_s'] / r1['images_per_s']
-            if not decides:
-                add('%s %s, %s: against R1 in this run on TF %s (%.1f img/s)' % (
-                    r1['net'], row['input_label'], row['precision'], r1['tf_version'], r1['images_per_s']),
-                    ratio, 1.0, 'x R1', status='INFO')
-            else:
-                add('%s %s, %s: >= %.1f x R1 in this run on TF %s (%.1f img/s)' % (
-                    r1['net'], row['input_label'], row['precision'], factor, r1['tf_version'], r1['images_per_s']),
-                    ratio, factor, 'x R1')
-    for row in speed_rows('mnist', ('prepared',)):
-        if tf_major >= 2:
-            add('mnist %s, %s: >= 3 x reference %.0f img/s (TF 2.x)' % (row['input_label'], row['precision'],
-                                                                        REF_MNIST),
-                row['images_per_s'], 3 * REF_MNIST, 'img/s')
-        else:
-            add('mnist %s, %s: against the reference %.0f img/s (no target on TF 1.15)' % (
-                row['input_label'], row['precision'], REF_MNIST), row['images_per_s'], REF_MNIST, 'img/s',
-                status='INFO')
-    for net in NETS:
+            add('%s: (c) in-memory synthetic / bare graph' % net, synthetic, floor)
         for inp in INPUTS:
             fp32, mixed = find(rows, net, inp), find(rows, net, inp, mixed=True)
             if fp32 and mixed:
-                speedup = mixed['images_per_s'] / fp32['images_per_s']
-                status = 'PASS' if speedup >= MIXED_AIM else ('BELOW AIM' if speedup > 1 else 'SLOWER')
-                add('%s %s: %s / float32 (aim %.1fx)' % (net, INPUTS[inp], mixed['precision'], MIXED_AIM),
-                    speedup, MIXED_AIM, 'x', status=status,
-                    note='losses %s' % ('finite' if mixed['losses_finite'] else 'NOT FINITE'))
-    for net in ('dcgan64_g1', 'dcgan64_g2'):
-        for inp in ('prepared', 'bare'):
-            row = find(rows, net, inp)
-            if row and row.get('fraction_of_reachable') is not None:
-                add('%s %s: achieved GFLOP/s >= %.1f x reachable' % (net, INPUTS[inp], REACHABLE_FRACTION_TARGET),
-                    row['fraction_of_reachable'], REACHABLE_FRACTION_TARGET, 'x reachable')
-    for row in rows:
-        if row['status'] == 'ok' and not row['losses_finite']:
-            checks.append(dict(target='%s: finite losses' % row['name'], status='MISS', by='non-finite',
-                               measured=None, needed=None, unit='', note=''))
-    return checks
+                add('%s %s: %s / float32%s' % (net, INPUTS[inp], mixed['precision'],
+                                               '' if mixed['losses_finite'] else ' (losses NOT FINITE)'),
+                    mixed, fp32)
+    for reference in [r for r in rows if r['input'] == 'reference' and r['status'] == 'ok']:
+        for inp in ('prepared', 'folder'):
+            row = find(rows, reference['net'], inp)
+            if row:
+                add('%s %s: ours / the reference on TF %s (%.1f img/s)' % (
+                    reference['net'], row['input_label'], reference['tf_version'], reference['images_per_s']),
+                    row, reference)
+    return found
 
 
 def format_table(report):
-    """The report as text: settings, reachable compute, one line per configuration, targets, traces."""
+    """The report as text: settings, reachable compute, one line per configuration, comparisons, traces."""
     lines = []
     machine, compute = report['machine'], report['compute']
     flags = ' '.join(k for k, v in sorted(machine['flags'].items()) if v) or 'none'
@@ -706,26 +644,18 @@ def format_table(report):
             '-' if row.get('faults_per_step') is None else '%.0f' % row['faults_per_step'],
             '' if row['losses_finite'] else '  LOSSES NOT FINITE'))
     lines.append('')
-    lines.append('GFLOP/image: 64x64 %s per reference.md section 7; mnist %s counted (%s). own / other: cores '
+    lines.append('GFLOP/image: 64x64 %s counted per layer; mnist %s counted (%s). own / other: cores '
                  'busy with this process / with other processes during the timed steps; xreach: of the reachable '
                  'compute of the row\'s precision (bfloat16 matmul for mixed rows); in ms: wall time the source '
                  'takes to assemble one batch, measured alone; flt/step: minor page faults per timed step.' % (
-                     '/'.join('%.1f (g %d)' % (v, k) for k, v in sorted(REFERENCE_GFLOP_PER_IMAGE.items())),
+                     '/'.join('%.1f (g %d)' % (v, k) for k, v in sorted(GFLOP_PER_IMAGE_64.items())),
                      '%.3f' % report['mnist_gflop_per_image'] if report.get('mnist_gflop_per_image') else '-',
-                     'tf.profiler forward counts x (1+3g) G + (6+2g) D, which gives the reference\'s 3.9/5.5 '
-                     'for 64x64'))
-    lines.append('Reference figures (%s): %s' % (REFERENCE['source'], ', '.join(
-        '%s %.1f img/s' % (k, v) for k, v in REFERENCE.items() if k != 'source')))
-    lines.append('')
-    lines.append('targets (issue, 2-core AVX-512 CPU, batch 64):')
-    for check in report['targets']:
-        digits = 1 if check['unit'] == 'img/s' else 3
-        measured = '-' if check['measured'] is None else '%.*f %s' % (digits, check['measured'], check['unit'])
-        needed = '' if check['needed'] is None else ' (target %.*f; %s)' % (digits, check['needed'], check['by'])
-        lines.append('  %-9s %-72s %s%s%s' % (check['status'], check['target'], measured, needed,
-                                              ', ' + check['note'] if check['note'] else ''))
-    if any(c['status'] not in ('PASS', 'INFO') for c in report['targets']):
-        lines.append('  where a target is missed, `--trace CONFIG` shows where the step spends its time.')
+                     'tf.profiler forward counts x (1+3g) G + (6+2g) D, which gives 3.9/5.5 for 64x64'))
+    if report['comparisons']:
+        lines.append('')
+        lines.append('side by side (images/s ratios):')
+        for item in report['comparisons']:
+            lines.append('  %-78s %6.2fx' % (item['what'], item['ratio']))
     for row in report['rows']:
         trace = row.get('trace')
         if not trace:
@@ -760,12 +690,13 @@ def build_parser():
                    help="leave glibc's malloc at its defaults, not devices.keep_freed_memory, to measure what it gains")
     p.add_argument('--input_pipeline', default='auto', choices=('auto', 'host', 'graph'),
                    help="main.py's --input_pipeline for every input but bare, to compare the two [auto]")
-    p.add_argument('--mnist_dir', default='/tmp/realdata/mnist',
-                   help='folder with the MNIST idx files; synthetic digits when absent [/tmp/realdata/mnist]')
+    p.add_argument('--mnist_dir', default=os.path.join('data', 'mnist'),
+                   help='folder with the MNIST idx files (python download.py mnist); synthetic digits when absent '
+                        '[data/mnist]')
     p.add_argument('--images', type=int, default=None, help='JPEGs in the generated folder [640; --quick 128]')
     p.add_argument('--timeout', type=int, default=900, help='seconds allowed per configuration [900]')
     p.add_argument('--reference_python', default='auto', metavar='PYTHON',
-                   help="also time R1's step with this interpreter (the TF 1.15 one R1 was timed on): a path, "
+                   help="also time the reference's step with this interpreter (its runtime, TF 1.15): a path, "
                         "none, or auto (.venv37/bin/python when this run is on TF 2.x) [auto]")
     p.add_argument('--_child', default=None, help=argparse.SUPPRESS)
     return p
@@ -820,7 +751,7 @@ def main(argv=None):
                         trace=os.path.join(out_dir, 'trace-%s-tf%s.json' % (config['name'], tf_version))
                         if config['name'] in args.trace else '')
             runs = [spec]
-            if config['input'] == 'reference':  # on this runtime, and on TF 1.15 where R1 was timed
+            if config['input'] == 'reference':  # on this runtime, and on TF 1.15, the reference's runtime
                 runs = [dict(spec, kind='reference')] + [dict(spec, kind='reference', python=python)
                                                          for python in reference_pythons]
             for run in runs:
@@ -861,10 +792,10 @@ def main(argv=None):
                   settings=dict(batch_size=args.batch_size, steps=steps, rounds=rounds, warmup=warmup,
                                 quick=args.quick, device=args.device, input_pipeline=args.input_pipeline,
                                 malloc_defaults=args.malloc_defaults),
-                  references=REFERENCE, reference_gflop_per_image=REFERENCE_GFLOP_PER_IMAGE,
+                  reference_gflop_per_image=GFLOP_PER_IMAGE_64,
                   mnist_gflop_per_image=mnist[0]['gflop_per_image'] if mnist else None,
                   rows=rows, time=time.strftime('%Y-%m-%d %H:%M:%S'), git_commit=git_commit())
-    report['targets'] = check_targets(rows, major(tf_version))
+    report['comparisons'] = comparisons(rows)
     print(format_table(report))
     json_path = args.json or os.path.join(out_dir, 'benchmark-%s.json' % tf_version)
     if os.path.dirname(json_path):
@@ -876,7 +807,7 @@ def main(argv=None):
 
 
 def other_reference_pythons(choice, tf_version):
-    """Interpreters (besides this one) to time R1 on: the TF 1.15 one R1 was timed with ('auto': the
+    """Interpreters (besides this one) to time the reference on: its runtime, TF 1.15 ('auto': the
     repository's .venv37 when this run is on TensorFlow 2.x and it exists), none, or the one given."""
     if choice == 'none':
         return []

@@ -1,16 +1,17 @@
-"""The TF1 reference's (R1's) training step rebuilt as it ran: the same-run baseline of tools/benchmark.py.
+"""The reference implementation's training step rebuilt as it ran: tools/benchmark.py's same-run baseline.
 
-reference.md sections 2-4 describe R1; this file rebuilds only what decides its speed, in this project's
-own code, so that the benchmark can time it beside ours on the same machine in the same run:
-- networks as R1 built them: labels tiled and concatenated onto feature maps, native transposed
+The reference is carpedm20/DCGAN-tensorflow (model.py, ops.py, utils.py there); this file rebuilds only what
+decides its speed, in this project's own code, so that the benchmark can time it beside ours on the same
+machine in the same run:
+- networks as the reference built them: labels tiled and concatenated onto feature maps, native transposed
   convolutions, leaky ReLU as tf.maximum, batch norm that updates its moving averages inside every
-  training-mode pass (R1's updates_collections=None);
+  training-mode pass (its updates_collections=None);
 - one sess.run per update (D, then G twice with the same z), each fed from numpy through feed_dict,
   then three more forward passes only to read the losses;
 - images decoded per batch on the training thread: each JPEG read, centre-cropped, resized (bilinear) and
   scaled in numpy before the step; MNIST sliced from float arrays held in memory.
-R1's per-step summaries (histograms, an image summary written to an event file) are left out: they only
-make it slower, so the baseline errs on the fast side.
+The reference's per-step summaries (histograms, an image summary written to an event file) are left out:
+they only make it slower, so the baseline errs on the fast side.
 
     python tools/benchmark.py --configs dcgan64_g2_reference mnist_reference    # time it alone
 """
@@ -21,7 +22,7 @@ import numpy as np
 RefGraph = collections.namedtuple('RefGraph', 'images labels z d_optim g_optim d_loss_real d_loss_fake g_loss')
 
 
-# ---- R1's layers ---------------------------------------------------------------------------------------
+# ---- the reference's layers --------------------------------------------------------------------------------
 def _linear(tf, x, units, name):
     with tf.variable_scope(name):
         matrix = tf.get_variable('Matrix', [x.get_shape()[1], units], tf.float32,
@@ -47,7 +48,7 @@ def _deconv(tf, x, output_shape, name):
 
 
 def _batch_norm(tf, x, name):
-    """Training-mode batch norm (fused, as R1's layer picked for 2-D and 4-D input) whose moving averages
+    """Training-mode batch norm (fused, as the reference's layer picked for 2-D and 4-D input) whose moving averages
     (decay 0.9) are updated by every pass through it."""
     with tf.variable_scope(name):
         channels = x.get_shape()[-1]
@@ -70,12 +71,12 @@ def _lrelu(tf, x):
 
 
 def _tile_labels(tf, x, labels):
-    """[x, labels tiled over x's height and width] along channels (R1's conv_cond_concat)."""
+    """[x, labels tiled over x's height and width] along channels (the reference's conv_cond_concat)."""
     n, h, w, _ = x.get_shape().as_list()
     return tf.concat([x, tf.reshape(labels, [n, 1, 1, -1]) * tf.ones([n, h, w, labels.get_shape()[-1]])], 3)
 
 
-# ---- R1's networks -------------------------------------------------------------------------------------
+# ---- the reference's networks ------------------------------------------------------------------------------
 def generator(tf, z, labels, size, channels):
     n = z.get_shape()[0]
     with tf.variable_scope('generator'):
@@ -110,7 +111,7 @@ def discriminator(tf, images, labels, reuse):
 
 
 def build(tf, size, channels, y_dim, batch, z_dim=100):
-    """R1's placeholders, losses and two Adam optimisers (learning rate 0.0002, beta1 0.5)."""
+    """The reference's placeholders, losses and two Adam optimisers (learning rate 0.0002, beta1 0.5)."""
     images = tf.placeholder(tf.float32, [batch, size, size, channels], 'real_images')
     labels = tf.placeholder(tf.float32, [batch, y_dim], 'y') if y_dim else None
     z = tf.placeholder(tf.float32, [batch, z_dim], 'z')
@@ -130,7 +131,7 @@ def build(tf, size, channels, y_dim, batch, z_dim=100):
     return RefGraph(images, labels, z, d_optim, g_optim, d_loss_real, d_loss_fake, g_loss)
 
 
-# ---- R1's input: decoded per batch on the training thread --------------------------------------------------
+# ---- the reference's input: decoded per batch on the training thread ---------------------------------------
 def jpeg_batches(paths, batch, crop=108, size=64, seed=0):
     """Yields float32 batches in [-1, 1]: per file, read, centre crop, bilinear resize, scale; reshuffled
     every epoch, the last partial batch dropped."""
@@ -150,14 +151,14 @@ def jpeg_batches(paths, batch, crop=108, size=64, seed=0):
 
 
 def array_batches(images, labels, batch):
-    """Yields (images, one-hot labels) slices of arrays held in memory, in order, as R1 did for MNIST."""
+    """Yields (images, one-hot labels) slices of arrays held in memory, in order, as the reference did for MNIST."""
     while True:
         for start in range(0, len(images) - batch + 1, batch):
             yield images[start:start + batch], labels[start:start + batch]
 
 
 def train_step(sess, graph, batches, rng, g_steps=2):
-    """One R1 step: D update, g_steps G updates with the same z, three passes to read the losses."""
+    """One step of the reference: D update, g_steps G updates with the same z, three passes to read the losses."""
     images, labels = next(batches)
     z = rng.uniform(-1, 1, graph.z.get_shape().as_list()).astype(np.float32)
 
