@@ -179,6 +179,7 @@ def test_mnist_then_a_run_started_from_its_checkpoint(tmp_path):
     check_run_folder(str(out / full_case), 2, 16)
 
 
+@pytest.mark.slow
 def test_failed_training_exits_with_main_py_status_and_no_results(tmp_path):
     empty = tmp_path / 'empty'
     empty.mkdir()

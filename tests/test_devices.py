@@ -174,6 +174,7 @@ def test_cpu_bf16_training_keeps_losses_finite_and_samples_like_float32(mnist_di
     assert np.corrcoef(fp32.ravel(), bf16.ravel())[0, 1] > 0.9
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(devices.tf_major() >= 2, reason='TF 1.15 only')
 def test_cpu_mixed_precision_on_tf1_is_refused_with_a_sentence(mnist_dir):
     result = run_main('--dataset', 'mnist', '--train', '--precision_mode', 'allow_mix_precision',
@@ -208,6 +209,7 @@ print(mapped, mallinfo().fordblks)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(platform.libc_ver()[0] != 'glibc', reason='mallopt is glibc\'s')
 def test_keep_freed_memory_serves_large_blocks_from_the_heap_and_keeps_them():
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

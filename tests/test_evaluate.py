@@ -6,10 +6,11 @@ import pytest
 
 from conftest import make_image_folder, make_mnist, run_main
 
+pytestmark = pytest.mark.slow  # training runs through main.py, the MNIST classifier
+
 QUICK = ['--eval_samples', '120', '--eval_classifier_steps', '60']
 
 
-@pytest.mark.slow
 def test_eval_during_training_keeps_best_and_evaluate_mode_appends(tmp_path):
     make_mnist(tmp_path / 'data')
     args = ['--dataset', 'mnist', '--batch_size', '16', '--z_dim', '6', '--data_dir', tmp_path / 'data',
@@ -32,7 +33,6 @@ def test_eval_during_training_keeps_best_and_evaluate_mode_appends(tmp_path):
     assert records[1]['fd'] == records[2]['fd']  # same latents, same weights: same score
 
 
-@pytest.mark.slow
 def test_fid_without_the_inception_graph_says_how_to_get_it(tmp_path):
     make_image_folder(tmp_path / 'data' / 'faces', n=8, corrupt=0)
     result = run_main('--dataset', 'faces', '--output_height', '16', '--batch_size', '4', '--train',

@@ -12,6 +12,8 @@ import pytest
 
 from conftest import REPO, make_image_folder, make_mnist, run_main
 
+pytestmark = pytest.mark.slow  # every test runs python main.py
+
 STEP_LINE = re.compile(r'^\[\s*(\d+) Epoch:\[\s*(\d+)/\s*(\d+)\] \[\s*(\d+)/\s*(\d+)\] time: \d+\.\d{4}, '
                        r'd_loss: -?\d+\.\d{8}, g_loss: -?\d+\.\d{8}$', re.M)
 
@@ -32,7 +34,6 @@ def trained_mnist(tmp_path_factory):
     return args, str(root / 'out' / 'mnist_out28x28_z5'), result.stdout
 
 
-@pytest.mark.slow
 def test_training_run_writes_log_samples_checkpoint_events(trained_mnist):
     args, run_dir, output = trained_mnist
     steps = [int(m.group(1)) for m in STEP_LINE.finditer(output)]
@@ -53,7 +54,6 @@ def test_training_run_writes_log_samples_checkpoint_events(trained_mnist):
     assert config['precision'] == 'float32' and config['tf_version']
 
 
-@pytest.mark.slow
 def test_image_folder_with_mixed_modes_and_a_corrupt_file(tmp_path):
     data_dir = tmp_path / 'data'
     make_image_folder(data_dir / 'faces', n=24)
@@ -69,7 +69,6 @@ def test_image_folder_with_mixed_modes_and_a_corrupt_file(tmp_path):
         assert json.load(f)['channels'] == 3  # the first image is RGB; L, RGBA and P images are converted
 
 
-@pytest.mark.slow
 def test_prepare_then_train_reads_the_cache(tmp_path):
     data_dir = tmp_path / 'data'
     make_image_folder(data_dir / 'faces', n=20, modes=('L',))
@@ -87,7 +86,6 @@ def test_prepare_then_train_reads_the_cache(tmp_path):
     assert os.path.isfile(str(tmp_path / 'out' / 'faces_out16x16_z100' / 'samples' / 'reals.png'))
 
 
-@pytest.mark.slow
 def test_sigterm_saves_and_the_same_command_resumes(tmp_path):
     import tf_compat  # noqa: F401 (checkpoint reading below)
     from tf_compat import tf
@@ -125,7 +123,6 @@ def test_sigterm_saves_and_the_same_command_resumes(tmp_path):
     np.testing.assert_allclose(tf.train.load_variable(final, 'd_update/beta1_power'), 0.5 ** (last + 3))
 
 
-@pytest.mark.slow
 def test_generate_writes_pngs_and_balanced_npz(trained_mnist):
     args, run_dir, _ = trained_mnist
     result = run_main(*(args + ['--generate', '23']))
@@ -141,7 +138,6 @@ def test_generate_writes_pngs_and_balanced_npz(trained_mnist):
                                              (1, ['sweep_z000.png', 'sweep_z004.png']),
                                              (2, None), (3, ['gif_z000.gif', 'gif_z004.gif']),
                                              (4, ['gif_merged.gif'])])
-@pytest.mark.slow
 def test_visualize_options(trained_mnist, option, expected):
     import imageio
     args, run_dir, _ = trained_mnist
@@ -160,7 +156,6 @@ def test_visualize_options(trained_mnist, option, expected):
             assert len(imageio.mimread(os.path.join(folder, name))) >= 16
 
 
-@pytest.mark.slow
 def test_export_and_freeze(trained_mnist, tmp_path):
     from tf_compat import tf
     args, run_dir, _ = trained_mnist
@@ -182,7 +177,6 @@ def test_export_and_freeze(trained_mnist, tmp_path):
     assert images.shape == (3, 28, 28, 1) and 0 <= images.min() and images.max() <= 1
 
 
-@pytest.mark.slow
 def test_freeze_of_a_tanh_generator(tmp_path):
     from tf_compat import tf
     make_image_folder(tmp_path / 'data' / 'faces', n=8, corrupt=0)
@@ -236,7 +230,6 @@ def test_unknown_z_dist_and_bad_numbers(faces_dir):
     assert_usage_error(run_main('--epoch', 'many'), "argument --epoch: invalid int value: 'many'")
 
 
-@pytest.mark.slow
 def test_test_mode_without_checkpoint_lists_trained_runs(trained_mnist, tmp_path):
     args, run_dir, _ = trained_mnist
     out_dir = os.path.dirname(run_dir)

@@ -443,7 +443,7 @@ def test_starts_fast_without_tensorflow_and_serves(tmp_path):
     code = ('import runpy, sys; sys.argv = ["app.py", "--out_dir", %r, "--port", "0"]; '
             'import threading, os, time\n'
             'def check():\n'
-            '    time.sleep(0.5); print("TF" if "tensorflow" in sys.modules else "NO_TF", flush=True); os._exit(0)\n'
+            '    time.sleep(3); print("TF" if "tensorflow" in sys.modules else "NO_TF", flush=True); os._exit(0)\n'
             'threading.Thread(target=check, daemon=True).start()\n'
             'runpy.run_path(%r, run_name="__main__")\n') % (str(tmp_path / 'nowhere'), APP_PATH)
     start = time.time()
