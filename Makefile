@@ -1,5 +1,6 @@
 # make train: set up .venv (Python 3.11, TensorFlow 2.x), fetch MNIST, train the conditional MNIST DCGAN.
-# make test:  set up .venv and .venv37 (Python 3.7, TensorFlow 1.15) and run the test suite on both.
+# make test:  set up .venv and .venv37 (Python 3.7, TensorFlow 1.15), install Debian's chromium for the browser
+#             test (tests/setup_browser.sh) and run the whole test suite on both.
 PYTHON ?= python3
 VENV ?= .venv
 DATA_DIR ?= ./data

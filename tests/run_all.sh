@@ -17,6 +17,7 @@ find_python37() {
     return 1
 }
 
+# The browser test needs Debian's chromium and chromium-driver; the test itself installs nothing.
 bash tests/setup_browser.sh || echo "warning: could not install chromium; the browser test will say so" >&2
 
 status=0

@@ -655,7 +655,7 @@ def format_table(report):
         lines.append('')
         lines.append('side by side (images/s ratios):')
         for item in report['comparisons']:
-            lines.append('  %-78s %6.2fx' % (item['what'], item['ratio']))
+            lines.append('  %-86s %6.2fx' % (item['what'], item['ratio']))
     for row in report['rows']:
         trace = row.get('trace')
         if not trace:
