@@ -115,6 +115,17 @@ class Server(object):
                 self.proc.wait()
 
 
+@pytest.fixture(autouse=True)
+def blank_page_after_each_test(request):
+    """Leaves each test's page, whose server stops with the test, and drains the console log, so that the
+    page's polling of a stopped server cannot count as a console error of the next test."""
+    yield
+    if 'driver' in request.fixturenames:
+        browser = request.getfixturevalue('driver')
+        browser.get('about:blank')
+        browser.get_log('browser')
+
+
 @pytest.fixture
 def serve():
     """Starts app servers on free ports and stops them after the test."""
