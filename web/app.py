@@ -200,9 +200,14 @@ def open_inside(path, folder):
     except OSError as e:
         raise Refused('cannot read %s: %s' % (name, e.strerror))
     opened = '/proc/self/fd/%d' % fd  # what was opened, should the path have changed since the check
-    if not stat_mode.S_ISREG(os.fstat(fd).st_mode) or (os.path.exists(opened) and not is_inside(opened, folder)):
+    problem = None
+    if not stat_mode.S_ISREG(os.fstat(fd).st_mode):
+        problem = '%s is not a regular file' % name
+    elif os.path.exists(opened) and not is_inside(opened, folder):
+        problem = '%s points outside its run folder' % name
+    if problem:
         os.close(fd)
-        raise Refused('%s is not a regular file' % name)
+        raise Refused(problem)
     return os.fdopen(fd, 'rb')
 
 
