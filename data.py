@@ -9,6 +9,7 @@ import queue
 import struct
 import sys
 import threading
+import warnings
 
 import numpy as np
 from PIL import Image
@@ -18,6 +19,22 @@ MNIST_FILES = {
     'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
 }
 GRAY_MODES = ('1', 'L', 'LA', 'I', 'I;16', 'F')
+WIDE_MODES = ('I', 'I;16', 'I;16L', 'I;16B', 'I;16N')  # 16-bit grayscale (PNG opens as 'I;16' or 'I')
+
+
+def refuse_bombs():
+    """Makes Pillow's decompression-bomb warning (an image over Image.MAX_IMAGE_PIXELS) an error, as its
+    error (over twice the limit) already is: such an image is unreadable like a damaged file, and no raw
+    warning is printed. Again before each use, in case a caller restored the warning filters."""
+    if not any(f[0] == 'error' and f[2] is Image.DecompressionBombWarning for f in warnings.filters):
+        warnings.filterwarnings('error', category=Image.DecompressionBombWarning)
+
+
+refuse_bombs()
+
+# What opening or decoding an image file raises when the file cannot be used (PIL: OSError, SyntaxError,
+# ValueError for damaged files).
+UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
 class DataError(Exception):
@@ -98,8 +115,20 @@ def center_crop_box(height, width, crop_height, crop_width):
     return left, top, left + crop_width, top + crop_height
 
 
+def check_pixels(image):
+    """Raises Image.DecompressionBombError for an image over Image.MAX_IMAGE_PIXELS (None: no limit)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and image.size[0] * image.size[1] > limit:
+        raise Image.DecompressionBombError('image is %dx%d, over the limit of %d pixels (Image.MAX_IMAGE_PIXELS)'
+                                           % (image.size[1], image.size[0], limit))
+
+
 def to_mode(image, channels):
-    """Converts any PIL image to 'L' (channels 1) or 'RGB' (channels 3); transparency goes on black."""
+    """Converts any PIL image to 'L' (channels 1) or 'RGB' (channels 3); transparency goes on black;
+    16-bit grayscale is scaled to 8 bits (not clipped, which would make it white)."""
+    if image.mode in WIDE_MODES:
+        wide = np.asarray(image).astype(np.float32)
+        image = Image.fromarray(np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8), 'L')
     if image.mode == 'P':
         image = image.convert('RGBA')
     if image.mode in ('RGBA', 'LA') and channels == 3:
@@ -111,6 +140,7 @@ def to_mode(image, channels):
 def load_image(path, spec):
     """One image as uint8 [out_height, out_width, channels]: centre crop (if spec.crop), bilinear resize."""
     with Image.open(path) as image:
+        check_pixels(image)  # also when Pillow's warning filter was changed
         image = to_mode(image, spec.channels)
         if spec.crop:
             height, width = image.size[1], image.size[0]
@@ -142,9 +172,10 @@ def decode_all(paths, spec, pool, on_error):
     def decode(path):
         try:
             return load_image(path, spec)
-        except (OSError, ValueError, SyntaxError) as error:  # PIL raises these for unreadable files
+        except UNREADABLE as error:
             on_error(path, error)
             return None
+    refuse_bombs()
     return list(pool.map(decode, paths))
 
 
@@ -230,6 +261,8 @@ class FolderSource(object):
                 print('warning: skipping unreadable image %s (%s)' % (path, error), file=sys.stderr)
 
     def batch(self, indices, epoch):
+        """The images of indices; epoch None: a batch outside the epochs (reals.png), whose unreadable
+        files are warned about but not counted."""
         arrays = decode_all([self.paths[i] for i in indices], self.spec, self.pool, self._on_error)
         good = [a for a in arrays if a is not None]
         if not good:
@@ -237,9 +270,21 @@ class FolderSource(object):
                             % (len(indices), self.paths[indices[0]]))
         missing = len(arrays) - len(good)
         if missing:
-            self.skipped_per_epoch[epoch] = self.skipped_per_epoch.get(epoch, 0) + missing
+            self.count_skipped(epoch, missing)
             arrays = [a if a is not None else good[i % len(good)] for i, a in enumerate(arrays)]
         return np.stack(arrays), None
+
+    def count_skipped(self, epoch, missing):
+        """Counts `missing` unreadable images replaced in a batch of `epoch` (None: outside the epochs)."""
+        if epoch is not None:
+            with self._lock:
+                self.skipped_per_epoch[epoch] = self.skipped_per_epoch.get(epoch, 0) + missing
+
+    def graph_skipped(self, epoch, indices):
+        """Warns about and counts the images of indices that the graph pipeline could not decode."""
+        for index in indices:
+            self._on_error(self.paths[int(index)], 'not decodable by TensorFlow or over the size limit')
+        self.count_skipped(int(epoch), len(indices))
 
     def skipped(self, epoch):
         return self.skipped_per_epoch.get(epoch, 0)

@@ -306,6 +306,23 @@ def ensure_free_space(folder, needed_bytes, what):
                                                                format_bytes(needed_bytes)))
 
 
+def write_failure(error, part_path, needed_bytes=None, resumes=True):
+    """The DownloadError for an OSError while writing part_path; the bytes written so far stay there."""
+    kept = os.path.getsize(part_path) if os.path.exists(part_path) else 0
+    if error.errno not in (errno.ENOSPC, getattr(errno, 'EDQUOT', errno.ENOSPC)):
+        return DownloadError('cannot write %s (%s)' % (part_path, short_reason(error)))
+    try:
+        free = format_bytes(shutil.disk_usage(os.path.dirname(os.path.abspath(part_path))).free)
+    except OSError:
+        free = 'no space'
+    needed = ('%s more needed' % format_bytes(needed_bytes) if needed_bytes is not None
+              else 'more needed')
+    again = ('run the same command again to resume from the %s kept in it' % format_bytes(kept) if resumes
+             else 'run the same command again')
+    return NotEnoughSpace('the disk filled up while writing %s (%s free, %s): free some space or choose '
+                          'another --data_dir, then %s' % (part_path, free, needed, again))
+
+
 def remove_if_exists(path):
     try:
         os.remove(path)
@@ -357,13 +374,18 @@ def fetch_local(url, part_path, label, quiet, extra_bytes):
         block = source.read(CHUNK_BYTES)
         if sniff(block) == 'html':
             raise HtmlInsteadOfData('%s is a web page, not the data file' % url, url, 'a web page')
-        with open(part_path, 'wb') as target, \
-                tqdm(total=size, unit='B', unit_scale=True, desc=label, disable=quiet,
-                     file=sys.stderr) as bar:
-            while block:
-                target.write(block)
-                bar.update(len(block))
-                block = source.read(CHUNK_BYTES)
+        written = 0
+        try:
+            with open(part_path, 'wb') as target, \
+                    tqdm(total=size, unit='B', unit_scale=True, desc=label, disable=quiet,
+                         file=sys.stderr) as bar:
+                while block:
+                    target.write(block)
+                    written += len(block)
+                    bar.update(len(block))
+                    block = source.read(CHUNK_BYTES)
+        except OSError as error:  # a local copy starts again from byte 0
+            raise write_failure(error, part_path, size - written + extra_bytes, resumes=False) from None
     return 0
 
 
@@ -420,14 +442,18 @@ def fetch_http_once(url, part_path, label, quiet, extra_bytes):
         # Checked before the partial file is touched, so a refused answer leaves it as it was.
         if offset == 0 and sniff(block) == 'html':
             raise HtmlInsteadOfData('%s sent a web page instead of the data file' % url, url, 'a web page')
-        with open(part_path, mode) as target, \
-                tqdm(total=total, initial=offset, unit='B', unit_scale=True, desc=label, disable=quiet,
-                     file=sys.stderr) as bar:
-            while block:
-                target.write(block)
-                received += len(block)
-                bar.update(len(block))
-                block = next_block()
+        try:
+            with open(part_path, mode) as target, \
+                    tqdm(total=total, initial=offset, unit='B', unit_scale=True, desc=label, disable=quiet,
+                         file=sys.stderr) as bar:
+                while block:
+                    target.write(block)
+                    received += len(block)
+                    bar.update(len(block))
+                    block = next_block()
+        except OSError as error:  # the disk, not the connection (next_block raises TransferError)
+            needed = None if remaining is None else remaining - received + extra_bytes
+            raise write_failure(error, part_path, needed) from None
     if remaining is not None and received < remaining:
         brief = 'connection closed after %s of %s' % (format_bytes(offset + received), format_bytes(total))
         raise TransferError('the %s from %s' % (brief, url), url, brief)

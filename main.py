@@ -264,11 +264,12 @@ def open_dataset(flags, use_prepared=True):
 
 def first_readable(paths, tries=16):
     from PIL import Image
+    import data
     for path in paths[:tries]:
         try:
             with Image.open(path):
                 return path
-        except (OSError, SyntaxError):
+        except data.UNREADABLE:
             continue
     return None
 
@@ -450,7 +451,7 @@ class SampleGrids(object):
         import utils
         path = os.path.join(self.sample_dir, 'reals.png')
         if not os.path.isfile(path):
-            images, _ = source.batch(data.epoch_permutation(len(source), seed, 0)[:batch], 0)
+            images, _ = source.batch(data.epoch_permutation(len(source), seed, 0)[:batch], None)  # not counted
             utils.save_image(path, utils.make_grid(images))
 
 

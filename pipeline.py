@@ -10,6 +10,7 @@ import collections
 import os
 
 import numpy as np
+from PIL import Image
 
 import data
 from tf_compat import tf, tf2
@@ -64,7 +65,8 @@ def make_input(kind, source, batch, image_shape, seed, steps_per_epoch, epochs):
     if kind == 'host':
         return host_input(source, batch, image_shape, seed, steps_per_epoch), kind
     if isinstance(source, data.FolderSource):
-        return graph_input(source.paths, batch, image_shape, seed, steps_per_epoch, epochs, spec=source.spec), kind
+        return graph_input(source.paths, batch, image_shape, seed, steps_per_epoch, epochs, spec=source.spec,
+                           on_skipped=source.graph_skipped), kind
     if isinstance(source, data.PreparedSource):  # mapped, not read: the graph's copy is the only one in memory
         source = data.ArraySource(np.load(source.path, mmap_mode='r'))
     return graph_input(source, batch, image_shape, seed, steps_per_epoch, epochs), kind
@@ -90,42 +92,55 @@ def host_input(source, batch, image_shape, seed, steps_per_epoch, prefetch=2):
     return Input(images, labels, initialize)
 
 
-def epoch_orders(n, batch, seed, start_step, steps_per_epoch, epochs):
-    """The sample indices of every step from start_step to the end of `epochs` epochs, in order."""
-    first_epoch, offset = divmod(start_step, steps_per_epoch)
+def epoch_order(n, batch, seed, epoch, steps_per_epoch):
+    """The sample indices of the steps of epoch `epoch`, int64 [steps_per_epoch, batch]: the epoch's
+    permutation (data.epoch_permutation), its last partial batch dropped."""
     used = steps_per_epoch * batch
-    orders = [data.epoch_permutation(n, seed, e)[:used] for e in range(first_epoch, max(epochs, first_epoch + 1))]
-    return np.concatenate(orders)[offset * batch:].astype(np.int64)
+    return data.epoch_permutation(n, seed, epoch)[:used].astype(np.int64).reshape(steps_per_epoch, batch)
 
 
-def graph_input(source, batch, image_shape, seed, steps_per_epoch, epochs, spec=None, prefetch=4):
+def step_orders(n, batch, seed, start_step, steps_per_epoch, epochs):
+    """A tf.data.Dataset of (epoch, indices int64 [batch]) for every step from start_step (a tensor) to
+    the end of `epochs` epochs. Each epoch's order is drawn when the pipeline reaches that epoch, so a
+    long run holds one epoch's order at a time."""
+    first_epoch = start_step // steps_per_epoch
+
+    def one_epoch(epoch):
+        order = tf.py_func(lambda e: epoch_order(n, batch, seed, int(e), steps_per_epoch), [epoch], tf.int64,
+                           stateful=False)
+        order.set_shape([steps_per_epoch, batch])
+        return tf.data.Dataset.from_tensor_slices(order).map(lambda indices: (epoch, indices))
+
+    return (tf.data.Dataset.range(first_epoch, tf.maximum(tf.constant(epochs, tf.int64), first_epoch + 1))
+            .flat_map(one_epoch).skip(start_step % steps_per_epoch))
+
+
+def graph_input(source, batch, image_shape, seed, steps_per_epoch, epochs, spec=None, prefetch=4,
+                on_skipped=None):
     """An all-TensorFlow pipeline. source: data.ArraySource (held in memory, fed once at start) or a list
-    of image file paths decoded by tf.image ops following spec (a data.ImageSpec)."""
-    order = tf.placeholder(tf.int64, [None], name='order')
+    of image file paths decoded by tf.image ops following spec (a data.ImageSpec). An unreadable file is
+    replaced in its batch by another image of that batch, as the host pipeline does, so epochs keep their
+    length; on_skipped(epoch, indices) is told which ones were (data.FolderSource.graph_skipped)."""
+    start_step = tf.placeholder(tf.int64, [], name='start_step')
+    steps = step_orders(len(source), batch, seed, start_step, steps_per_epoch, epochs)
     if isinstance(source, (list, tuple)):
         paths = tf.placeholder(tf.string, [None], name='all_paths')  # fed once: keeps the graph (and .meta) small
-        parallel = getattr(tf.data.experimental, 'AUTOTUNE', -1)
-        pipeline = (tf.data.Dataset.from_tensor_slices(order)
-                    .map(lambda i: _decode(tf.gather(paths, i), spec), num_parallel_calls=parallel)
-                    .apply(tf.data.experimental.ignore_errors())  # unreadable files are skipped
-                    .map(lambda image: (image, tf.constant(0, tf.uint8)))
-                    .batch(batch, drop_remainder=True))
+        pipeline = steps.map(lambda epoch, indices: _decode_batch(paths, epoch, indices, spec, image_shape,
+                                                                  on_skipped), num_parallel_calls=2)
         feeds = {paths: np.asarray(source)}
     else:
         images = tf.placeholder(tf.uint8, [None] + image_shape[1:], name='all_images')
         labels = tf.placeholder(tf.uint8, [None], name='all_labels')
         # Whole batches of indices, one gather each: per-image elements cost tf.data more than the copy.
-        pipeline = tf.data.Dataset.from_tensor_slices(order).batch(batch, drop_remainder=True).map(
-            lambda i: (tf.gather(images, i), tf.gather(labels, i)))
+        pipeline = steps.map(lambda epoch, i: (tf.gather(images, i), tf.gather(labels, i)))
         all_labels = source.labels if source.labels is not None else np.zeros(len(source), np.uint8)
         feeds = {images: np.asarray(source.images), labels: all_labels}
     pipeline = pipeline.prefetch(prefetch)
     iterator = tf.data.make_initializable_iterator(pipeline)
-    n = len(source)
 
-    def initialize(sess, start_step):
+    def initialize(sess, start):
         feed = dict(feeds)
-        feed[order] = epoch_orders(n, batch, seed, start_step, steps_per_epoch, epochs)
+        feed[start_step] = start
         sess.run(iterator.initializer, feed)
 
     batch_images, batch_labels = iterator.get_next()
@@ -134,11 +149,74 @@ def graph_input(source, batch, image_shape, seed, steps_per_epoch, epochs, spec=
     return Input(batch_images, batch_labels, initialize)
 
 
+def _decode_batch(paths, epoch, indices, spec, image_shape, on_skipped):
+    """The images of one step's indices (decoded in parallel); a file that fails to decode is replaced by
+    the image of slot (its slot mod the number decoded), as data.FolderSource.batch does."""
+    batch = image_shape[0]
+    parallel = getattr(tf.data.experimental, 'AUTOTUNE', -1)
+    decoded = (tf.data.Dataset.from_tensor_slices((tf.range(batch), indices))
+               .map(lambda slot, i: (slot, _decode(tf.gather(paths, i), spec)), num_parallel_calls=parallel)
+               .apply(tf.data.experimental.ignore_errors())  # unreadable files are dropped here, refilled below
+               .batch(batch))
+    none = tf.data.Dataset.from_tensors((tf.zeros([0], tf.int32), tf.zeros([0] + image_shape[1:], tf.uint8)))
+    slots, images = tf.data.experimental.get_single_element(decoded.concatenate(none).take(1))
+    count = tf.shape(slots)[0]
+    found = tf.scatter_nd(tf.expand_dims(slots, 1), tf.range(count) + 1, [batch]) - 1  # slot -> decoded row
+    rows = tf.where(found >= 0, found, tf.range(batch) % tf.maximum(count, 1))
+    checks = [tf.Assert(count > 0, ['none of the images of a batch could be read (first:',
+                                    tf.gather(paths, indices[0]), ')'])]
+    if on_skipped is not None:
+        def report(epoch_value, missing):
+            on_skipped(int(epoch_value), missing)
+            return np.int64(len(missing))
+        missing = tf.boolean_mask(indices, found < 0)
+        checks.append(tf.cond(count < batch, lambda: tf.py_func(report, [epoch, missing], tf.int64),
+                              lambda: tf.constant(0, tf.int64)))
+    with tf.control_dependencies(checks):
+        images = tf.gather(images, rows)
+    return images, tf.zeros([batch], tf.uint8)
+
+
+def _pixels(contents):
+    """The pixel count a JPEG, PNG, GIF or BMP file's header declares (int64; 0 for other formats)."""
+    head = tf.io.decode_raw(tf.strings.substr(tf.strings.join([tf.strings.substr(contents, 0, 26), '\0' * 26]),
+                                              0, 26), tf.uint8)
+    b = tf.cast(tf.reshape(head, [26]), tf.int64)
+
+    def number(first, count, big_endian):
+        value = tf.constant(0, tf.int64)
+        for k in range(count):
+            value = value * 256 + b[first + k if big_endian else first + count - 1 - k]
+        return value
+
+    def jpeg():
+        shape = tf.cast(tf.image.extract_jpeg_shape(contents), tf.int64)
+        return shape[0] * shape[1]
+
+    def bmp():
+        width, height = number(18, 4, False), number(22, 4, False)
+        signed = lambda v: tf.where(v >= 2 ** 31, v - 2 ** 32, v)  # noqa: E731  (heights may be negative)
+        return tf.abs(signed(width)) * tf.abs(signed(height))
+
+    return tf.case([(tf.logical_and(tf.equal(b[0], 0xFF), tf.equal(b[1], 0xD8)), jpeg),
+                    (tf.logical_and(tf.equal(b[0], 0x89), tf.equal(b[1], ord('P'))),
+                     lambda: number(16, 4, True) * number(20, 4, True)),
+                    (tf.logical_and(tf.equal(b[0], ord('G')), tf.equal(b[1], ord('I'))),
+                     lambda: number(6, 2, False) * number(8, 2, False)),
+                    (tf.logical_and(tf.equal(b[0], ord('B')), tf.equal(b[1], ord('M'))), bmp)],
+                   default=lambda: tf.constant(0, tf.int64), exclusive=True)
+
+
 def _decode(path, spec):
     """One image file as uint8 [out_height, out_width, channels] with TensorFlow ops, matching
-    data.load_image: any of JPEG, PNG, GIF, BMP; transparency composited on black; converted to
+    data.load_image: any of JPEG, PNG, GIF, BMP; none over Pillow's decompression-bomb limit (an error,
+    so the file is skipped); transparency composited on black; converted to
     spec.channels; centre crop as the reference; antialiased bilinear resize."""
-    image = tf.image.decode_image(tf.read_file(path), channels=0, expand_animations=False)
+    contents = tf.read_file(path)
+    limit = Image.MAX_IMAGE_PIXELS  # over it the host pipeline skips the file too (data.UNREADABLE)
+    checks = [tf.debugging.assert_less_equal(_pixels(contents), tf.constant(limit, tf.int64))] if limit else []
+    with tf.control_dependencies(checks):
+        image = tf.image.decode_image(contents, channels=0, expand_animations=False)
     image.set_shape([None, None, None])
     channels = tf.shape(image)[2]
     color = tf.cond(channels >= 3, lambda: image[:, :, :3], lambda: tf.tile(image[:, :, :1], [1, 1, 3]))

@@ -1,9 +1,12 @@
 """Read-only local web page to watch and compare the DCGAN runs under an output folder (never imports TensorFlow)."""
 import argparse
+import bisect
+import collections
 import json
 import math
 import os
 import re
+import stat as stat_mode
 import sys
 import threading
 import time
@@ -33,6 +36,11 @@ KEY_SETTINGS = ('input_height', 'output_height', 'output_width', 'crop', 'batch_
 MAX_GALLERY = 64  # generated images listed per run (a --generate 10000 folder is counted, not listed in full)
 MAX_LOSS_POINTS = 5000  # loss points sent per request; longer series are thinned evenly, the last point kept
 LOG_TAIL_BYTES = 16384
+MAX_JSON_BYTES = 1024 * 1024  # config.json larger than this is reported, not read
+MAX_READ_BYTES = 8 * 1024 * 1024  # the most read from a file at once (metrics.jsonl: its last 8 MB)
+MAX_JSON_DEPTH = 64  # deeper JSON (lists in lists ...) is reported as broken, not walked
+RESCAN_SECONDS = 2  # a folder modified this recently is listed again (modification times are coarse)
+RECHECK_PARTIAL = 256  # half-written images looked at again on each request (the most recent ones)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -145,9 +153,9 @@ def parse_metrics_text(text):
             continue
         try:
             row = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
-        if isinstance(row, dict):
+        if isinstance(row, dict) and not too_deep(row):
             rows.append(row)
     return rows
 
@@ -174,10 +182,60 @@ def is_inside(path, folder):
     return real_path == real_folder or real_path.startswith(real_folder.rstrip(os.sep) + os.sep)
 
 
+class Refused(Exception):
+    """A file the app will not read: missing, outside its folder, or not a regular file."""
+
+
+def open_inside(path, folder):
+    """Opens path for reading in binary mode; the one gate of every file the app reads. Refused (with the
+    reason) unless it exists, its real path (symlinks resolved) lies inside folder, and it is a regular
+    file: a FIFO or device is never read, so no request can block on one."""
+    name = os.path.basename(path)
+    if not os.path.lexists(path):
+        raise Refused('no %s yet' % name)
+    if not is_inside(path, folder):
+        raise Refused('%s points outside its run folder' % name)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_NOCTTY', 0))
+    except OSError as e:
+        raise Refused('cannot read %s: %s' % (name, e.strerror))
+    opened = '/proc/self/fd/%d' % fd  # what was opened, should the path have changed since the check
+    problem = None
+    if not stat_mode.S_ISREG(os.fstat(fd).st_mode):
+        problem = '%s is not a regular file' % name
+    elif os.path.exists(opened) and not is_inside(opened, folder):
+        problem = '%s points outside its run folder' % name
+    if problem:
+        os.close(fd)
+        raise Refused(problem)
+    return os.fdopen(fd, 'rb')
+
+
+def read_inside(path, folder, max_bytes, offset=0, tail=False):
+    """Reads at most max_bytes of a file open_inside allows, from offset or (tail) its last bytes;
+    returns (bytes, file size)."""
+    with open_inside(path, folder) as f:
+        size = os.fstat(f.fileno()).st_size
+        f.seek(max(0, size - max_bytes) if tail else offset)
+        return f.read(max_bytes), size
+
+
+def too_deep(obj, limit=MAX_JSON_DEPTH):
+    """True when lists and objects nest deeper than limit (walked without recursion)."""
+    stack = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def image_complete(path):
     """True if an image file looks completely written: a PNG ends with its IEND chunk, a GIF with 0x3B."""
     try:
-        with open(path, 'rb') as f:
+        with open_inside(path, os.path.dirname(path)) as f:
             head = f.read(8)
             f.seek(0, os.SEEK_END)
             size = f.tell()
@@ -185,7 +243,7 @@ def image_complete(path):
                 return False
             f.seek(size - 12)
             tail = f.read(12)
-    except OSError:
+    except (OSError, Refused):
         return False
     if head.startswith(b'\x89PNG\r\n\x1a\n'):
         return tail[4:8] == b'IEND'
@@ -222,30 +280,37 @@ class LogCache(object):
         self._lock = threading.Lock()
         self._entries = {}
 
-    def points(self, path):
-        """Returns the step points of the log at path (a copy), or [] if it does not exist or cannot be read."""
+    def points(self, path, folder=None):
+        """Returns the step points of the log at path (a copy), or [] if it does not exist or cannot be read
+        (see open_inside; folder defaults to the log's own folder)."""
+        folder = folder or os.path.dirname(path)
         try:
             stat = os.stat(path)
         except OSError:
+            return []
+        if not stat_mode.S_ISREG(stat.st_mode):
             return []
         with self._lock:
             entry = self._entries.get(path)
             if entry is None or entry['ino'] != stat.st_ino or stat.st_size < entry['offset']:
                 entry = {'ino': stat.st_ino, 'offset': 0, 'points': []}
                 self._entries[path] = entry
-            if stat.st_size > entry['offset']:
+            while stat.st_size > entry['offset']:  # in pieces of at most MAX_READ_BYTES
                 try:
-                    with open(path, 'rb') as f:
-                        f.seek(entry['offset'])
-                        data = f.read(stat.st_size - entry['offset'])
-                except OSError:
-                    return list(entry['points'])
+                    data, _ = read_inside(path, folder, min(stat.st_size - entry['offset'], MAX_READ_BYTES),
+                                          offset=entry['offset'])
+                except (OSError, Refused):
+                    break
                 lines, used = split_complete_lines(data)
                 for line in lines:
                     point = steplog.parse_line(line)
                     if point is not None:
                         append_point(entry['points'], point)
                 entry['offset'] += used
+                if used == 0:  # no complete line yet, or one longer than a piece: skip that piece
+                    if len(data) < MAX_READ_BYTES:
+                        break
+                    entry['offset'] += len(data)
             return list(entry['points'])
 
 
@@ -257,45 +322,51 @@ class ImageCheckCache(object):
         self._known = {}
 
     def complete(self, path, stat):
+        if stat.st_size < 16:  # too short for any image; not worth opening
+            return False
         key = (path, stat.st_size, stat.st_mtime)
         with self._lock:
             if key in self._known:
                 return self._known[key]
         ok = image_complete(path)
         with self._lock:
-            if len(self._known) > 100000:
+            if len(self._known) > 1000000:
                 self._known.clear()
             self._known[key] = ok
         return ok
 
 
-def read_json_file(path):
-    """Reads a JSON object from path; returns (object or None, problem text or None)."""
+def read_json_file(path, folder=None):
+    """Reads a JSON object from path (see open_inside; folder defaults to the file's own folder); returns
+    (object or None, problem text or None)."""
+    name = os.path.basename(path)
     try:
-        with open(path, 'rb') as f:
-            data = f.read()
+        data, size = read_inside(path, folder or os.path.dirname(path), MAX_JSON_BYTES + 1)
+    except Refused as e:
+        return None, str(e)
     except OSError as e:
-        if not os.path.exists(path):
-            return None, 'no %s yet' % os.path.basename(path)
-        return None, 'cannot read %s: %s' % (os.path.basename(path), e.strerror)
+        return None, 'cannot read %s: %s' % (name, e.strerror)
+    if size > MAX_JSON_BYTES:
+        return None, '%s is larger than %d bytes' % (name, MAX_JSON_BYTES)
     try:
         obj = json.loads(data.decode('utf-8', errors='replace'))
     except ValueError:
-        return None, '%s is not valid JSON (still being written?)' % os.path.basename(path)
+        return None, '%s is not valid JSON (still being written?)' % name
+    except RecursionError:
+        return None, '%s nests lists or objects more than %d deep' % (name, MAX_JSON_DEPTH)
+    if too_deep(obj):
+        return None, '%s nests lists or objects more than %d deep' % (name, MAX_JSON_DEPTH)
     if not isinstance(obj, dict):
-        return None, '%s does not hold a JSON object' % os.path.basename(path)
+        return None, '%s does not hold a JSON object' % name
     return obj, None
 
 
-def read_tail(path, max_bytes=LOG_TAIL_BYTES, max_lines=40):
-    """Returns the last lines of a text file (at most max_lines from its last max_bytes), or [] if unreadable."""
+def read_tail(path, max_bytes=LOG_TAIL_BYTES, max_lines=40, folder=None):
+    """Returns the last lines of a text file (at most max_lines from its last max_bytes), or [] if unreadable
+    (see open_inside; folder defaults to the file's own folder)."""
     try:
-        with open(path, 'rb') as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - max_bytes))
-            data = f.read()
-    except OSError:
+        data, size = read_inside(path, folder or os.path.dirname(path), max_bytes, tail=True)
+    except (OSError, Refused):
         return []
     lines = re.split(r'[\r\n]', data.decode('utf-8', errors='replace'))
     if size > max_bytes:
@@ -304,32 +375,99 @@ def read_tail(path, max_bytes=LOG_TAIL_BYTES, max_lines=40):
 
 
 def read_metrics(run_dir):
-    """Returns the rows of run_dir/metrics.jsonl (see parse_metrics_text), or [] if there is none."""
+    """Returns the rows of run_dir/metrics.jsonl (see parse_metrics_text; of its last MAX_READ_BYTES), or []
+    if there is none or it cannot be read (see open_inside)."""
     try:
-        with open(os.path.join(run_dir, 'metrics.jsonl'), 'rb') as f:
-            return parse_metrics_text(f.read().decode('utf-8', errors='replace'))
-    except OSError:
+        data, size = read_inside(os.path.join(run_dir, 'metrics.jsonl'), run_dir, MAX_READ_BYTES, tail=True)
+    except (OSError, Refused):
         return []
+    if size > MAX_READ_BYTES:
+        data = data[data.find(b'\n') + 1:]  # the first line is probably cut
+    return parse_metrics_text(data.decode('utf-8', errors='replace'))
 
 
-def list_folder(folder):
-    """Returns [(name, stat)] of the plain files in folder (symlinks followed), or [] if it is missing."""
+FileInfo = collections.namedtuple('FileInfo', ['st_size', 'st_mtime'])
+
+
+def list_folder(folder, root):
+    """Returns [(name, FileInfo)] of the regular files in folder (symlinks followed when they stay inside
+    root; hidden names left out), or [] if it is missing."""
     entries = []
     try:
-        names = os.listdir(folder)
+        listing = list(os.scandir(folder))
     except OSError:
         return entries
-    for name in names:
-        if name.startswith('.'):
+    for entry in listing:
+        if entry.name.startswith('.'):
             continue
-        path = os.path.join(folder, name)
         try:
-            stat = os.stat(path)
+            if entry.is_symlink() and not is_inside(entry.path, root):
+                continue
+            stat = entry.stat()
         except OSError:
             continue
-        if os.path.isfile(path):
-            entries.append((name, stat))
+        if stat_mode.S_ISREG(stat.st_mode):
+            entries.append((entry.name, FileInfo(stat.st_size, stat.st_mtime)))
     return entries
+
+
+class FolderCache(object):
+    """The complete images of a folder, listed again only when the folder changes (a --generate folder
+    of 100,000 images costs one stat a request, not 100,000); the most recent half-written ones are
+    looked at again on each request."""
+
+    def __init__(self, images):
+        self._lock = threading.Lock()
+        self._entries = {}
+        self.images = images  # an ImageCheckCache
+
+    def listing(self, folder, root, extensions):
+        """([(name, FileInfo)] of the complete images sorted by name, number of half-written ones, newest
+        modification time of any file in folder or None)."""
+        try:
+            stat = os.stat(folder)
+        except OSError:
+            return [], 0, None
+        version = (stat.st_ino, stat.st_mtime)
+        key = (folder, root, extensions)
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or entry['version'] != version or time.time() - stat.st_mtime < RESCAN_SECONDS:
+            entry = self._scan(folder, root, extensions)
+            entry['version'] = version
+        else:
+            self._recheck(folder, entry)
+        with self._lock:
+            self._entries[key] = entry
+            return list(entry['found']), len(entry['partial']), entry['newest']
+
+    def _scan(self, folder, root, extensions):
+        found, partial, newest = [], [], None
+        for name, info in sorted(list_folder(folder, root)):
+            newest = info.st_mtime if newest is None else max(newest, info.st_mtime)
+            if not name.lower().endswith(extensions):
+                continue
+            if info.st_size >= 16 and self.images.complete(os.path.join(folder, name), info):
+                found.append((name, info))
+            else:
+                partial.append((name, info))
+        partial.sort(key=lambda item: -item[1].st_mtime)  # the most recent first, for _recheck
+        return {'found': found, 'partial': partial, 'newest': newest}
+
+    def _recheck(self, folder, entry):
+        done = set()
+        for name, _ in entry['partial'][:RECHECK_PARTIAL]:
+            try:
+                stat = os.stat(os.path.join(folder, name))
+            except OSError:
+                continue
+            info = FileInfo(stat.st_size, stat.st_mtime)
+            entry['newest'] = max(entry['newest'] or info.st_mtime, info.st_mtime)
+            if self.images.complete(os.path.join(folder, name), info):
+                done.add(name)
+                bisect.insort(entry['found'], (name, info))
+        if done:
+            entry['partial'] = [item for item in entry['partial'] if item[0] not in done]
 
 
 class RunReader(object):
@@ -340,6 +478,7 @@ class RunReader(object):
         self.live_seconds = live_seconds
         self.logs = LogCache()
         self.images = ImageCheckCache()
+        self.folders = FolderCache(self.images)
 
     # -- listing ------------------------------------------------------------------------------------------
 
@@ -386,16 +525,7 @@ class RunReader(object):
         folder = os.path.join(run_dir, sub)
         if not is_inside(folder, run_dir):
             return [], 0
-        found, partial = [], 0
-        for name, stat in sorted(list_folder(folder)):
-            if not name.lower().endswith(extensions):
-                continue
-            if not is_inside(os.path.join(folder, name), run_dir):
-                continue
-            if self.images.complete(os.path.join(folder, name), stat):
-                found.append((name, stat))
-            else:
-                partial += 1
+        found, partial, _ = self.folders.listing(folder, run_dir, extensions)
         return found, partial
 
     # -- one run ------------------------------------------------------------------------------------------
@@ -403,8 +533,8 @@ class RunReader(object):
     def summary(self, name, run_dir):
         """Summarises one run: config highlights, progress from the log, last losses, liveness."""
         now = time.time()
-        config, config_problem = read_json_file(os.path.join(run_dir, 'config.json'))
-        points = self.logs.points(os.path.join(run_dir, 'log.txt'))
+        config, config_problem = read_json_file(os.path.join(run_dir, 'config.json'), run_dir)
+        points = self.logs.points(os.path.join(run_dir, 'log.txt'), run_dir)
         last = points[-1] if points else None
         samples, _ = self.images_in(run_dir, 'samples', ('.png',))
         sample_steps = sorted(int(SAMPLE_NAME.match(n).group(1)) for n, _ in samples if SAMPLE_NAME.match(n))
@@ -413,11 +543,13 @@ class RunReader(object):
         mtimes = []
         for rel in ('log.txt', 'metrics.jsonl', 'config.json', os.path.join('checkpoint', 'checkpoint')):
             try:
-                mtimes.append(os.stat(os.path.join(run_dir, rel)).st_mtime)
+                if is_inside(os.path.join(run_dir, rel), run_dir):
+                    mtimes.append(os.stat(os.path.join(run_dir, rel)).st_mtime)
             except OSError:
                 pass
-        sample_entries = list_folder(os.path.join(run_dir, 'samples'))
-        mtimes.extend(stat.st_mtime for _, stat in sample_entries)
+        if is_inside(os.path.join(run_dir, 'samples'), run_dir):
+            newest_sample = self.folders.listing(os.path.join(run_dir, 'samples'), run_dir, ('.png',))[2]
+            mtimes.extend([newest_sample] if newest_sample is not None else [])
         last_modified = max(mtimes) if mtimes else None
         live = last_modified is not None and now - last_modified <= self.live_seconds
 
@@ -460,7 +592,7 @@ class RunReader(object):
     def detail(self, name, run_dir):
         """Everything the run view shows: summary, config, images by kind, metrics and the log's tail."""
         info = self.summary(name, run_dir)
-        config, config_problem = read_json_file(os.path.join(run_dir, 'config.json'))
+        config, config_problem = read_json_file(os.path.join(run_dir, 'config.json'), run_dir)
         samples, samples_partial = self.images_in(run_dir, 'samples', ('.png',))
         timeline, others, reals = [], [], None
         for file_name, stat in samples:
@@ -485,10 +617,22 @@ class RunReader(object):
             'generated_count': len(generated),
             'visualize': ['visualize/' + n for n, _ in visualize] + others,
             'metrics': metrics_summary(metrics_rows),
-            'log_tail': read_tail(os.path.join(run_dir, 'log.txt')),
-            'files': [f for f in SERVED_TOP_FILES if os.path.isfile(os.path.join(run_dir, f))],
+            'log_tail': read_tail(os.path.join(run_dir, 'log.txt'), folder=run_dir),
+            'files': [f for f in SERVED_TOP_FILES if os.path.isfile(os.path.join(run_dir, f))
+                      and is_inside(os.path.join(run_dir, f), run_dir)],
         }))
         return info
+
+    def broken(self, name, run_dir, error):
+        """What the page shows of a run that could not be read (the others are listed as usual)."""
+        try:
+            last_modified = os.stat(run_dir).st_mtime
+        except OSError:
+            last_modified = None
+        return {'name': name, 'settings': [], 'config_problem': 'cannot read this run (%s)' % (
+                    type(error).__name__ if isinstance(error, RecursionError) else error),
+                'has_log': False, 'n_samples': 0, 'has_checkpoint': False, 'metrics_latest': {},
+                'last_modified': last_modified, 'live': False, 'broken': True}
 
     def resolve_file(self, name, rel):
         """Returns the path of a file the app may serve for run `name` at relative path `rel`, else None.
@@ -587,7 +731,13 @@ def create_app(out_dir, loopback_only=True, live_seconds=LIVE_SECONDS):
     @app.route('/api/runs')
     def api_runs():
         status, names, ignored = reader.scan()
-        runs = [reader.summary(name, os.path.join(reader.out_dir, name)) for name in names]
+        runs = []
+        for name in names:
+            run_dir = os.path.join(reader.out_dir, name)
+            try:
+                runs.append(reader.summary(name, run_dir))
+            except Exception as error:  # one unreadable run must not hide the others
+                runs.append(reader.broken(name, run_dir, error))
         runs.sort(key=lambda run: -(run['last_modified'] or 0))
         status.update({'runs': runs, 'ignored': ignored, 'live_seconds': reader.live_seconds,
                        'server_time': time.time()})
@@ -598,7 +748,10 @@ def create_app(out_dir, loopback_only=True, live_seconds=LIVE_SECONDS):
         run_dir = reader.run_dir(name)
         if run_dir is None:
             abort(404)
-        return jsonify(reader.detail(name, run_dir))
+        try:
+            return jsonify(reader.detail(name, run_dir))
+        except Exception as error:  # shown as a broken run, not a server error
+            return jsonify(reader.broken(name, run_dir, error))
 
     @app.route('/api/runs/<name>/losses')
     def api_losses(name):
