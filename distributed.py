@@ -114,13 +114,6 @@ def parse_rank_table(table):
     return entries
 
 
-def shard_indices(order, step_in_epoch, batch, rank, size):
-    """The indices rank `rank` trains on at one step: its slice of the step's global batch (batch x size
-    consecutive entries of the epoch's order), so the ranks together see the epoch once."""
-    start = (step_in_epoch * size + rank) * batch
-    return order[start:start + batch]
-
-
 # ---- the context -------------------------------------------------------------------------------------
 class Context(object):
     """The ranks of this job as one object: size, rank, and the collectives of its engine."""

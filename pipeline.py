@@ -57,25 +57,28 @@ def default_kind(source, epochs=1, available_bytes=None):
     return 'host'
 
 
-def make_input(kind, source, batch, image_shape, seed, steps_per_epoch, epochs):
-    """(Input, kind used) of --input_pipeline kind ('auto', 'host' or 'graph') for a data.* source."""
+def make_input(kind, source, batch, image_shape, seed, steps_per_epoch, epochs, shard=(0, 1)):
+    """(Input, kind used) of --input_pipeline kind ('auto', 'host' or 'graph') for a data.* source.
+    shard (rank, size): this rank's slice of every global batch of batch x size images."""
     if kind == 'auto':
         kind = default_kind(source, epochs)
     if kind == 'host':
-        return host_input(source, batch, image_shape, seed, steps_per_epoch), kind
+        return host_input(source, batch, image_shape, seed, steps_per_epoch, shard=shard), kind
     if isinstance(source, data.FolderSource):
-        return graph_input(source.paths, batch, image_shape, seed, steps_per_epoch, epochs, spec=source.spec), kind
+        return graph_input(source.paths, batch, image_shape, seed, steps_per_epoch, epochs, spec=source.spec,
+                           shard=shard), kind
     if isinstance(source, data.PreparedSource):  # mapped, not read: the graph's copy is the only one in memory
         source = data.ArraySource(np.load(source.path, mmap_mode='r'))
-    return graph_input(source, batch, image_shape, seed, steps_per_epoch, epochs), kind
+    return graph_input(source, batch, image_shape, seed, steps_per_epoch, epochs, shard=shard), kind
 
 
-def host_input(source, batch, image_shape, seed, steps_per_epoch, prefetch=2):
+def host_input(source, batch, image_shape, seed, steps_per_epoch, prefetch=2, shard=(0, 1)):
     """Batches assembled by data.batch_stream's background thread, handed to the graph by tf.data."""
     position = {'start_step': 0}
 
     def batches():
-        stream = data.batch_stream(source, batch, seed, position['start_step'], steps_per_epoch)
+        stream = data.batch_stream(source, batch, seed, position['start_step'], steps_per_epoch,
+                                   rank=shard[0], size=shard[1])
         for _, _, images, labels in stream:
             yield images, (labels if labels is not None else np.zeros(batch, np.uint8))
 
@@ -90,15 +93,17 @@ def host_input(source, batch, image_shape, seed, steps_per_epoch, prefetch=2):
     return Input(images, labels, initialize)
 
 
-def epoch_orders(n, batch, seed, start_step, steps_per_epoch, epochs):
-    """The sample indices of every step from start_step to the end of `epochs` epochs, in order."""
+def epoch_orders(n, batch, seed, start_step, steps_per_epoch, epochs, rank=0, size=1):
+    """The sample indices of every step from start_step to the end of `epochs` epochs, in order; with
+    size ranks, this rank's slice `rank` of each step's global batch of batch x size."""
     first_epoch, offset = divmod(start_step, steps_per_epoch)
-    used = steps_per_epoch * batch
-    orders = [data.epoch_permutation(n, seed, e)[:used] for e in range(first_epoch, max(epochs, first_epoch + 1))]
+    used = steps_per_epoch * batch * size
+    orders = [data.epoch_permutation(n, seed, e)[:used].reshape(steps_per_epoch, size, batch)[:, rank].ravel()
+              for e in range(first_epoch, max(epochs, first_epoch + 1))]
     return np.concatenate(orders)[offset * batch:].astype(np.int64)
 
 
-def graph_input(source, batch, image_shape, seed, steps_per_epoch, epochs, spec=None, prefetch=4):
+def graph_input(source, batch, image_shape, seed, steps_per_epoch, epochs, spec=None, prefetch=4, shard=(0, 1)):
     """An all-TensorFlow pipeline. source: data.ArraySource (held in memory, fed once at start) or a list
     of image file paths decoded by tf.image ops following spec (a data.ImageSpec)."""
     order = tf.placeholder(tf.int64, [None], name='order')
@@ -125,7 +130,7 @@ def graph_input(source, batch, image_shape, seed, steps_per_epoch, epochs, spec=
 
     def initialize(sess, start_step):
         feed = dict(feeds)
-        feed[order] = epoch_orders(n, batch, seed, start_step, steps_per_epoch, epochs)
+        feed[order] = epoch_orders(n, batch, seed, start_step, steps_per_epoch, epochs, shard[0], shard[1])
         sess.run(iterator.initializer, feed)
 
     batch_images, batch_labels = iterator.get_next()
