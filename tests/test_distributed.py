@@ -319,3 +319,23 @@ def test_launcher_environments():
     none = launch.worker_environments(2, ports=[1, 2], gpus=[])
     assert all('CUDA_VISIBLE_DEVICES' not in e for e in none)
     assert len(set(launch.free_ports(4))) == 4
+
+
+def test_launcher_stops_the_others_when_a_worker_fails(tmp_path):
+    script = tmp_path / 'job.py'
+    script.write_text('import json, os, sys, time\n'
+                      'index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]\n'
+                      'print("worker", index, "up", flush=True)\n'
+                      'if index == 1:\n'
+                      '    sys.exit(3)\n'
+                      'time.sleep(120)\n')
+    import subprocess
+    import time
+    start = time.time()
+    result = subprocess.run([sys.executable, os.path.join(REPO, 'tools', 'launch.py'), '--nproc', '2', '--cpu',
+                             '--', str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True, timeout=100)
+    assert result.returncode == 3
+    assert time.time() - start < 60  # rank 0 was stopped, not waited for
+    assert '[rank 0] worker 0 up' in result.stdout and '[rank 1] worker 1 up' in result.stdout
+    assert 'rank 1 exited with status 3; stopping the others.' in result.stdout

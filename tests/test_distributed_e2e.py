@@ -176,3 +176,16 @@ def test_8p_script_with_two_ranks_on_cpu(tmp_path):
         with open(str(out / device / ('train_%s.log' % device))) as f:
             log = f.read()
         assert 'rank %s of 2' % device in log and re.search(r'^\[\s+2 Epoch:\[ 0/ 1\] \[   1/  32\]', log, re.M)
+
+
+def test_scaling_smoke(tmp_path):
+    path = str(tmp_path / 'scaling.json')
+    result = subprocess.run([sys.executable, 'tools/scaling.py', '--smoke', '--json', path], cwd=REPO, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]
+    with open(path) as f:
+        rows = json.load(f)
+    assert [r['network'] for r in rows] == ['mnist'] and rows[0]['workers'] == 2
+    assert rows[0]['images_per_second'] > 0 and 0 < rows[0]['efficiency'] and rows[0]['allreduce_ms'] > 0
+    assert abs(rows[0]['allreduce_megabytes'] - 4 * (7065211 + 3769479) / 1e6) < 0.01
+    assert 'efficiency' in result.stdout
