@@ -21,7 +21,6 @@ import time
 
 from tf_compat import tf
 
-ENGINES = ('single', 'collective', 'hccl')
 GROUP_KEY = 1  # one group: all ranks
 GRAPH_KEY = 20  # RunOptions.experimental.collective_graph_key of every run with collectives (> 0)
 DEFAULT_TIMEOUT = 300.0  # seconds a collective may wait for the other ranks
@@ -116,7 +115,8 @@ def parse_rank_table(table):
 
 # ---- the context -------------------------------------------------------------------------------------
 class Context(object):
-    """The ranks of this job as one object: size, rank, and the collectives of its engine."""
+    """The ranks of this job as one object: size, rank, and the collectives of its engine ('single': one
+    rank; 'collective': TensorFlow collectives between tf.train.Servers; 'hccl': npu_bridge's HCCL)."""
 
     def __init__(self, engine='single', size=1, rank=0, cluster=None, timeout=DEFAULT_TIMEOUT, device='cpu'):
         self.engine, self.size, self.rank, self.cluster = engine, size, rank, cluster

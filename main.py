@@ -669,7 +669,8 @@ def main(argv=None):
     try:
         print('run folder %s | device %s | precision %s%s | TensorFlow %s%s' % (
             run_dir, device, precision.compute, ' (%s)' % precision.note if precision.note else '',
-            __import__('tensorflow').__version__, ' | %s' % ranks.describe() if flags.train and ranks.distributed else ''))
+            __import__('tensorflow').__version__,
+            ' | %s' % ranks.describe() if flags.train and ranks.distributed else ''))
         if flags.train:
             if chief:
                 __import__('runs').save_config(run_dir, dict(run_settings(flags, device, precision, run_dir,
