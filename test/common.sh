@@ -12,6 +12,7 @@ export ASCEND_DEVICE_ID=${ASCEND_DEVICE_ID:-0}
 rank_size=${rank_size:-1}  # devices per server: 1 for the 1p scripts, 8 for the 8p ones
 multi_rank=$([ "$rank_size" -gt 1 ] && echo true || echo false)
 export RANK_SIZE=$rank_size
+$multi_rank || unset TF_CONFIG  # one device: a cluster description in the environment is not this job's
 export RANK_ID=${RANK_ID:-0}
 export JOB_ID=${JOB_ID:-10087}
 PYTHON=${PYTHON:-python3}
