@@ -384,8 +384,10 @@ def batches_per_epoch(n, batch_size, train_size=float('inf')):
     return int(min(n, train_size) // batch_size)
 
 
-def batch_stream(source, batch_size, seed, start_step, steps_per_epoch, prefetch=4):
+def batch_stream(source, batch_size, seed, start_step, steps_per_epoch, prefetch=4, rank=0, size=1):
     """Yields (epoch, batch_index, images uint8, labels or None) from global step start_step on, forever.
+    With size ranks, each step's global batch is the next batch_size x size of the epoch's order and this
+    rank takes its slice `rank` of it.
 
     A background thread assembles batches `prefetch` ahead of the consumer, so decoding overlaps
     training. An exception in that thread is raised in the consumer.
@@ -400,7 +402,8 @@ def batch_stream(source, batch_size, seed, start_step, steps_per_epoch, prefetch
                 epoch, index = divmod(step, steps_per_epoch)
                 if epoch != order_epoch:  # once an epoch: CelebA's permutation takes 5 ms
                     order_epoch, order = epoch, epoch_permutation(len(source), seed, epoch)
-                indices = order[index * batch_size:(index + 1) * batch_size]
+                start = (index * size + rank) * batch_size
+                indices = order[start:start + batch_size]
                 images, labels = source.batch(indices, epoch)
                 ready.put((epoch, index, images, labels))
                 step += 1

@@ -132,14 +132,15 @@ def _dynamic_loss_scale(optimizer):
     return tf.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, 'dynamic')
 
 
-def make_session(device, config):
+def make_session(device, config, target=''):
     """The tf.Session for the device; on the NPU the config goes through npu_bridge first. On a CPU the
-    step's tensors are host memory, so malloc is first told to keep freed memory (keep_freed_memory)."""
+    step's tensors are host memory, so malloc is first told to keep freed memory (keep_freed_memory).
+    target: a tf.train.Server's, where the ranks meet over TensorFlow collectives."""
     if device == 'npu':
         config = npu.finalize(config)
     elif device == 'cpu':
         keep_freed_memory()
-    return tf.Session(config=config)
+    return tf.Session(target, config=config)
 
 
 # glibc's mallopt parameters (malloc.h)

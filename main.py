@@ -139,6 +139,10 @@ def build_parser():
     p.add_argument('--over_dump_path', default='', help='NPU overflow dump folder [<run>/overflow]')
     switch('profiling', 'NPU only: collect a profile')
     p.add_argument('--profiling_options', default='', help='NPU profiling options JSON [traces to <run>/profiling]')
+    # ---- data parallelism: ranks come from TF_CONFIG (GPU, CPU) or RANK_SIZE/RANK_ID (NPU)
+    p.add_argument('--collective_timeout', type=float, default=300.0,
+                   help='with several ranks: seconds a rank waits for the others in a step before it stops '
+                        'the job, naming the rank that is gone [300]')
     return p
 
 
@@ -298,9 +302,10 @@ class StopSignal(object):
               % signal.Signals(signum).name, flush=True)
 
 
-def train(flags, dataset, run_dir, device, precision):
+def train(flags, dataset, run_dir, device, precision, ranks=None):
     from tf_compat import tf
     import data
+    import distributed
     import devices
     import inference
     import model
@@ -313,65 +318,90 @@ def train(flags, dataset, run_dir, device, precision):
                            cpu_conv_forms=devices.cpu_conv_forms(device))
     low, high = model.data_range(cfg)
     batch = flags.batch_size
-    steps_per_epoch = data.batches_per_epoch(len(dataset.source), batch, flags.train_size)
+    ranks = ranks or distributed.Context()  # --batch_size is per rank; a step takes batch x ranks.size images
+    steps_per_epoch = data.batches_per_epoch(len(dataset.source), batch * ranks.size, flags.train_size)
     total_steps = flags.train_steps or flags.epoch * steps_per_epoch
     epochs = int(math.ceil(total_steps / float(steps_per_epoch)))
 
     # ---- graph: input pipeline, networks, losses, train ops, sampler, summaries
-    tf.set_random_seed(flags.seed)
+    tf.set_random_seed(ranks.rank_seed(flags.seed))  # latents differ per rank
     image_shape = [batch, flags.output_height, flags.output_width, dataset.channels]
-    inputs = make_input(flags, dataset, image_shape, steps_per_epoch, epochs)
+    inputs = make_input(flags, dataset, image_shape, steps_per_epoch, epochs, (ranks.rank, ranks.size))
     real = tf.cast(inputs.images, tf.float32) * ((high - low) / 255.0) + low  # uint8 -> data range
     y = tf.one_hot(tf.cast(inputs.labels, tf.int32), 10) if cfg.y_dim else None
     z = model.sample_latents(batch, cfg.z_dim, flags.z_dist)
     hparams = model.train_hparams(flags.learning_rate, flags.beta1, flags.g_steps, flags.d_learning_rate,
                                   flags.g_learning_rate, flags.ema_decay)
-    train_ops = model.build_train_ops(real, y, z, cfg, hparams, devices.optimizer_wrapper(device, precision))
+    train_ops = model.build_train_ops(real, y, z, cfg, hparams,
+                                      ranks.optimizer_wrapper(devices.optimizer_wrapper(device, precision)))
+    # several ranks: moving statistics averaged after each step; losses and stop requests agreed on
+    step_op = ranks.sync_after(train_ops.step, moving_statistics(tf))
+    agreement = ranks.step_agreement(train_ops.d_loss, train_ops.g_loss)
     sampler = model.build_sampler(cfg, use_ema=flags.ema_decay > 0)
     summaries = summary_op(tf, train_ops, z, flags.G_img_sum)
     saver = tf.train.Saver(max_to_keep=flags.max_to_keep)  # built after the optimisers: Adam state is saved
-    evaluator = make_evaluator(flags, cfg) if flags.eval_freq else None
+    broadcast = ranks.broadcast_op(tf.global_variables())  # rank 0's variables to all, once at the start
+    evaluator = make_evaluator(flags, cfg) if flags.eval_freq and ranks.is_chief else None
     print('parameters: generator %s, discriminator %s' % (
         format(model.count_parameters(model.GENERATOR_SCOPE), ','),
         format(model.count_parameters(model.DISCRIMINATOR_SCOPE), ',')))
 
-    checkpoint_dir = runs.subdir(run_dir, flags.checkpoint_dir)
-    sample_dir = runs.subdir(run_dir, flags.sample_dir)
+    subdir = runs.subdir if ranks.is_chief else os.path.join  # rank 0 alone writes into the run folder
+    checkpoint_dir = subdir(run_dir, flags.checkpoint_dir)
+    sample_dir = subdir(run_dir, flags.sample_dir)
     checkpoint_prefix = os.path.join(checkpoint_dir, 'model.b%d' % batch)
-    sess = devices.make_session(device, devices.session_config(device, precision, npu_options(flags, run_dir)))
+    config = ranks.session_config(devices.session_config(device, precision, npu_options(flags, run_dir)))
+    sess = devices.make_session(device, config, ranks.session_target(config))
     with sess:
         # ---- start or resume
-        step = start_or_resume(sess, saver, train_ops.global_step, checkpoint_dir, flags.init_checkpoint)
+        if ranks.is_chief:
+            step = start_or_resume(sess, saver, train_ops.global_step, checkpoint_dir, flags.init_checkpoint)
+        else:
+            sess.run(tf.global_variables_initializer())
+        if broadcast is not None:  # every rank continues from rank 0's variables and step
+            ranks.run(sess, broadcast, what="the broadcast of rank 0's variables")
+            step = int(sess.run(train_ops.global_step))
+            print('rank %d: step %d, variables sha1 %s' % (ranks.rank, step, ranks.digest(sess, tf.global_variables())))
         inputs.initialize(sess, step)
-        step_op, steps_per_run = train_ops.step, flags.iterations_per_loop
+        steps_per_run = flags.iterations_per_loop
         if steps_per_run > 1:  # the NPU runs that many steps per sess.run, data and latents in the graph
-            step_op = __import__('npu').set_iterations_per_loop(sess, train_ops.step, steps_per_run)
-        writer = tf.summary.FileWriter(runs.subdir(run_dir, 'logs'), sess.graph if step == 0 else None)
-        grids = SampleGrids(sess, sampler, runs.fixed_latents(run_dir, lambda: sample_inputs(flags, cfg)),
-                            sample_dir, (low, high))
-        grids.save_reals(dataset.source, flags.seed, batch)
+            step_op = __import__('npu').set_iterations_per_loop(sess, step_op, steps_per_run)
+        if ranks.is_chief:
+            writer = tf.summary.FileWriter(runs.subdir(run_dir, 'logs'), sess.graph if step == 0 else None)
+            grids = SampleGrids(sess, sampler, runs.fixed_latents(run_dir, lambda: sample_inputs(flags, cfg)),
+                                sample_dir, (low, high))
+            grids.save_reals(dataset.source, flags.seed, batch)
+        else:
+            writer = grids = Unwritten()
         keeper = BestKeeper(sess, evaluator, run_dir, os.path.join(checkpoint_dir, 'best', 'model.b%d' % batch),
                             inference.Generator(sess, sampler, cfg), writer) if evaluator else None
 
         def save_checkpoint(at_step):
             saver.save(sess, checkpoint_prefix, global_step=at_step)
 
+        if not ranks.is_chief:
+            save_checkpoint = Unwritten().save  # noqa: F811  (rank 0 alone saves)
+
         # ---- the loop
-        print('training %s for %d steps (%d per epoch, batch %d) from step %d on %s, %s'
-              % (dataset.description, total_steps, steps_per_epoch, batch, step, device, precision.compute))
+        print('training %s for %d steps (%d per epoch, batch %d%s) from step %d on %s, %s'
+              % (dataset.description, total_steps, steps_per_epoch, batch,
+                 ' x %d ranks' % ranks.size if ranks.distributed else '', step, device, precision.compute))
         stop = StopSignal()
-        fetches = [step_op, train_ops.d_loss, train_ops.g_loss]
+        stopping, patient = False, False
         start_time, epoch_start = time.time(), (time.time(), step)
-        while step < total_steps and stop.signum is None:
-            want_summary = crossed(step + steps_per_run, steps_per_run, SUMMARY_FREQ) or step == 0
-            results = sess.run(fetches + ([summaries] if want_summary else []))
+        while step < total_steps and not stopping:
+            want_summary = ranks.is_chief and (crossed(step + steps_per_run, steps_per_run, SUMMARY_FREQ) or step == 0)
+            results = ranks.run(sess, [step_op, agreement.fetches] + ([summaries] if want_summary else []),
+                                agreement.feed(stop.signum is not None), patient=patient)
             step += steps_per_run
             epoch, batch_index = divmod(step - 1, steps_per_epoch)
-            d_loss, g_loss = float(results[1]), float(results[2])
+            d_loss, g_loss, stopping = agreement.read(results[1], stop.signum is not None)
+            if stopping and stop.signum is None:  # another rank was asked to stop: all stop after this step
+                stop.signum = signal.SIGTERM
             print(steplog.format_line(step, epoch, epochs, batch_index, steps_per_epoch, time.time() - start_time,
                                       d_loss, g_loss), flush=True)
             if want_summary:
-                writer.add_summary(results[3], step)
+                writer.add_summary(results[2], step)
             if not (np.isfinite(d_loss) and np.isfinite(g_loss)) and precision.compute == 'float32':
                 save_checkpoint(step)
                 raise TrainingDiverged('losses became %s at step %d; checkpoint saved. Lower --learning_rate '
@@ -382,11 +412,14 @@ def train(flags, dataset, run_dir, device, precision):
                 save_checkpoint(step)
             if keeper and crossed(step, steps_per_run, flags.eval_freq):
                 keeper.evaluate(step)
+            # while rank 0 evaluates, the others wait for it in the next step as long as it answers
+            patient = bool(flags.eval_freq) and crossed(step, steps_per_run, flags.eval_freq)
             if crossed(step, steps_per_run, steps_per_epoch):
                 seconds = time.time() - epoch_start[0]
                 skipped = dataset.source.skipped(epoch)
                 print('epoch %d done: %d steps in %.1f s (%.1f images/s)%s' % (
-                    epoch, step - epoch_start[1], seconds, (step - epoch_start[1]) * batch / max(seconds, 1e-9),
+                    epoch, step - epoch_start[1], seconds,
+                    (step - epoch_start[1]) * batch * ranks.size / max(seconds, 1e-9),
                     ', %d unreadable images skipped' % skipped if skipped else ''), flush=True)
                 epoch_start = (time.time(), step)
 
@@ -395,10 +428,15 @@ def train(flags, dataset, run_dir, device, precision):
         if step % flags.sample_freq:
             grids.save(step)
         writer.close()
+        if ranks.distributed:
+            print('rank %d: step %d, variables sha1 %s' % (ranks.rank, step, ranks.digest(sess, tf.global_variables())))
         if stop.signum is not None:
             print('stopped at step %d by %s; checkpoint saved in %s. Run the same command to resume.'
                   % (step, signal.Signals(stop.signum).name, checkpoint_dir))
             return 128 + stop.signum
+        if not ranks.is_chief:
+            print('done: step %d (rank 0 writes the checkpoint and the samples).' % step)
+            return 0
         print('done: step %d; checkpoint in %s, samples in %s.' % (step, checkpoint_dir, sample_dir))
         return 0
 
@@ -427,6 +465,24 @@ def start_or_resume(sess, saver, global_step, checkpoint_dir, init_checkpoint):
         saver.recover_last_checkpoints(tf.train.get_checkpoint_state(checkpoint_dir).all_model_checkpoint_paths)
     sess.run(global_step.assign(step))
     return step
+
+
+def moving_statistics(tf):
+    """The batch-norm moving averages (ops.batch_norm's moving_mean and moving_variance)."""
+    return [v for v in tf.global_variables() if v.op.name.endswith(('/moving_mean', '/moving_variance'))]
+
+
+class Unwritten(object):
+    """Stands in for the summary writer, the sample grids and the checkpoint saver on ranks other than 0."""
+
+    def add_summary(self, *args):
+        pass
+
+    def save(self, *args):
+        pass
+
+    def close(self):
+        pass
 
 
 class SampleGrids(object):
@@ -496,12 +552,12 @@ def crossed(step, steps_per_run, every):
     return step // every > (step - steps_per_run) // every
 
 
-def make_input(flags, dataset, image_shape, steps_per_epoch, epochs):
+def make_input(flags, dataset, image_shape, steps_per_epoch, epochs, shard=(0, 1)):
     """The input pipeline of --input_pipeline (graph: all TensorFlow; arrays held in memory; auto: see
-    pipeline.default_kind)."""
+    pipeline.default_kind); shard (rank, size): this rank's slice of each global batch."""
     import pipeline
     inputs, kind = pipeline.make_input(flags.input_pipeline, dataset.source, flags.batch_size, image_shape,
-                                       flags.seed, steps_per_epoch, epochs)
+                                       flags.seed, steps_per_epoch, epochs, shard)
     print('input pipeline: %s%s' % (kind, ' (auto)' if flags.input_pipeline == 'auto' else ''))
     return inputs
 
@@ -600,21 +656,27 @@ def main(argv=None):
             if flags.init_checkpoint and not resolve_checkpoint(flags.init_checkpoint):
                 raise UsageError('--init_checkpoint %s: no checkpoint there.' % flags.init_checkpoint)
             flags.init_checkpoint = resolve_checkpoint(flags.init_checkpoint)
+            ranks = data_parallel_ranks(flags, device, dataset, run_dir)
         else:
             check_trained_run(flags, run_dir)
     except UsageError as error:
         print('main.py: error: %s' % error, file=sys.stderr)
         return 2
 
-    os.makedirs(run_dir, exist_ok=True)
-    log_file = __import__('runs').tee_output(run_dir)
+    chief = not flags.train or ranks.is_chief  # ranks other than 0 write only to their stdout
+    if chief:
+        os.makedirs(run_dir, exist_ok=True)
+    log_file = __import__('runs').tee_output(run_dir) if chief else sys.stdout
     try:
-        print('run folder %s | device %s | precision %s%s | TensorFlow %s' % (
+        print('run folder %s | device %s | precision %s%s | TensorFlow %s%s' % (
             run_dir, device, precision.compute, ' (%s)' % precision.note if precision.note else '',
-            __import__('tensorflow').__version__))
+            __import__('tensorflow').__version__,
+            ' | %s' % ranks.describe() if flags.train and ranks.distributed else ''))
         if flags.train:
-            __import__('runs').save_config(run_dir, run_settings(flags, device, precision, run_dir, dataset.channels))
-            return train(flags, dataset, run_dir, device, precision)
+            if chief:
+                __import__('runs').save_config(run_dir, dict(run_settings(flags, device, precision, run_dir,
+                                                                          dataset.channels), world_size=ranks.size))
+            return train(flags, dataset, run_dir, device, precision, ranks)
         import inference
         return inference.run_modes(flags, run_dir, device, precision)
     except TrainingDiverged as error:
@@ -626,6 +688,40 @@ def main(argv=None):
     finally:
         sys.stdout.flush()
         log_file.flush()
+
+
+def data_parallel_ranks(flags, device, dataset, run_dir):
+    """The ranks of this training job (distributed.Context, one rank unless TF_CONFIG or RANK_SIZE say
+    otherwise), checked against the data and against the world size of the run being resumed."""
+    import data
+    import distributed
+    import runs
+    if not flags.collective_timeout > 0:
+        raise UsageError('--collective_timeout must be positive, got %s.' % flags.collective_timeout)
+    try:
+        ranks = distributed.from_environment(device, flags.collective_timeout)
+    except distributed.DistributedError as error:
+        raise UsageError(str(error))
+    trained_on = runs.world_size(run_dir)
+    if runs.latest_checkpoint(os.path.join(run_dir, flags.checkpoint_dir)) and trained_on != ranks.size:
+        raise UsageError('the run in %s was trained on %d rank(s) and this job has %d: a run resumes only with '
+                         'its own world size (its data order is per global batch); start a new run with '
+                         'another --out_name.' % (run_dir, trained_on, ranks.size))
+    if not ranks.distributed:
+        return ranks
+    global_batch = flags.batch_size * ranks.size
+    if data.batches_per_epoch(len(dataset.source), global_batch, flags.train_size) < 1:
+        raise UsageError('the data set has %d images (--train_size %s), fewer than one global batch of %d '
+                         '(--batch_size %d on each of %d ranks): lower --batch_size.'
+                         % (len(dataset.source), flags.train_size, global_batch, flags.batch_size, ranks.size))
+
+    def fail_job(sentence):  # the watchdog's report: the job cannot go on, and this rank ends now
+        print('main.py: error: %s' % sentence, file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+    ranks.on_failure = fail_job
+    return ranks
 
 
 def data_steps(flags, dataset):

@@ -91,3 +91,25 @@ def set_iterations_per_loop(sess, train_op, iterations):
     """Makes one sess.run(train_op) execute `iterations` steps on the device; returns the op to run."""
     from npu_bridge.npu_init import util
     return util.set_iteration_per_loop(sess, train_op, iterations)
+
+
+# HCCL broadcasts these dtypes; other variables (the int64 global step) travel as int32 and come back
+HCCL_BROADCAST_DTYPES = ('float16', 'float32', 'int32', 'int8')
+
+
+def broadcast_variables(variables, root_rank=0):
+    """An op setting every variable to rank root_rank's value over HCCL (hccl_ops.broadcast), to run once
+    after initialisation or restore. All global variables, not only the trainable ones that
+    NPUBroadcastGlobalVariablesHook covers: batch-norm moving statistics, Adam slots, the global step and
+    the generator's moving average must agree on every rank too."""
+    from npu_bridge.npu_init import hccl_ops
+    assigns = []
+    with tf.name_scope('broadcast_variables'):
+        for variable in variables:
+            value = variable.read_value()
+            dtype = value.dtype.base_dtype
+            wire = value if dtype.name in HCCL_BROADCAST_DTYPES else tf.cast(value, tf.int32 if dtype.is_integer
+                                                                            else tf.float32)
+            received = hccl_ops.broadcast([wire], root_rank)[0]
+            assigns.append(variable.assign(tf.cast(received, dtype) if received.dtype != dtype else received))
+    return tf.group(*assigns)

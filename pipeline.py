@@ -58,26 +58,28 @@ def default_kind(source, epochs=1, available_bytes=None):
     return 'host'
 
 
-def make_input(kind, source, batch, image_shape, seed, steps_per_epoch, epochs):
-    """(Input, kind used) of --input_pipeline kind ('auto', 'host' or 'graph') for a data.* source."""
+def make_input(kind, source, batch, image_shape, seed, steps_per_epoch, epochs, shard=(0, 1)):
+    """(Input, kind used) of --input_pipeline kind ('auto', 'host' or 'graph') for a data.* source.
+    shard (rank, size): this rank's slice of every global batch of batch x size images."""
     if kind == 'auto':
         kind = default_kind(source, epochs)
     if kind == 'host':
-        return host_input(source, batch, image_shape, seed, steps_per_epoch), kind
+        return host_input(source, batch, image_shape, seed, steps_per_epoch, shard=shard), kind
     if isinstance(source, data.FolderSource):
         return graph_input(source.paths, batch, image_shape, seed, steps_per_epoch, epochs, spec=source.spec,
-                           on_skipped=source.graph_skipped), kind
+                           on_skipped=source.graph_skipped, shard=shard), kind
     if isinstance(source, data.PreparedSource):  # mapped, not read: the graph's copy is the only one in memory
         source = data.ArraySource(np.load(source.path, mmap_mode='r'))
-    return graph_input(source, batch, image_shape, seed, steps_per_epoch, epochs), kind
+    return graph_input(source, batch, image_shape, seed, steps_per_epoch, epochs, shard=shard), kind
 
 
-def host_input(source, batch, image_shape, seed, steps_per_epoch, prefetch=2):
+def host_input(source, batch, image_shape, seed, steps_per_epoch, prefetch=2, shard=(0, 1)):
     """Batches assembled by data.batch_stream's background thread, handed to the graph by tf.data."""
     position = {'start_step': 0}
 
     def batches():
-        stream = data.batch_stream(source, batch, seed, position['start_step'], steps_per_epoch)
+        stream = data.batch_stream(source, batch, seed, position['start_step'], steps_per_epoch,
+                                   rank=shard[0], size=shard[1])
         for _, _, images, labels in stream:
             yield images, (labels if labels is not None else np.zeros(batch, np.uint8))
 
@@ -92,22 +94,24 @@ def host_input(source, batch, image_shape, seed, steps_per_epoch, prefetch=2):
     return Input(images, labels, initialize)
 
 
-def epoch_order(n, batch, seed, epoch, steps_per_epoch):
+def epoch_order(n, batch, seed, epoch, steps_per_epoch, rank=0, size=1):
     """The sample indices of the steps of epoch `epoch`, int64 [steps_per_epoch, batch]: the epoch's
-    permutation (data.epoch_permutation), its last partial batch dropped."""
-    used = steps_per_epoch * batch
-    return data.epoch_permutation(n, seed, epoch)[:used].astype(np.int64).reshape(steps_per_epoch, batch)
+    permutation (data.epoch_permutation), its last partial global batch dropped; with size ranks, this
+    rank's slice `rank` of each step's global batch of batch x size."""
+    used = steps_per_epoch * batch * size
+    order = data.epoch_permutation(n, seed, epoch)[:used].reshape(steps_per_epoch, size, batch)[:, rank]
+    return np.ascontiguousarray(order, np.int64)
 
 
-def step_orders(n, batch, seed, start_step, steps_per_epoch, epochs):
+def step_orders(n, batch, seed, start_step, steps_per_epoch, epochs, shard=(0, 1)):
     """A tf.data.Dataset of (epoch, indices int64 [batch]) for every step from start_step (a tensor) to
     the end of `epochs` epochs. Each epoch's order is drawn when the pipeline reaches that epoch, so a
     long run holds one epoch's order at a time."""
     first_epoch = start_step // steps_per_epoch
 
     def one_epoch(epoch):
-        order = tf.py_func(lambda e: epoch_order(n, batch, seed, int(e), steps_per_epoch), [epoch], tf.int64,
-                           stateful=False)
+        order = tf.py_func(lambda e: epoch_order(n, batch, seed, int(e), steps_per_epoch, *shard), [epoch],
+                           tf.int64, stateful=False)
         order.set_shape([steps_per_epoch, batch])
         return tf.data.Dataset.from_tensor_slices(order).map(lambda indices: (epoch, indices))
 
@@ -116,13 +120,13 @@ def step_orders(n, batch, seed, start_step, steps_per_epoch, epochs):
 
 
 def graph_input(source, batch, image_shape, seed, steps_per_epoch, epochs, spec=None, prefetch=4,
-                on_skipped=None):
+                on_skipped=None, shard=(0, 1)):
     """An all-TensorFlow pipeline. source: data.ArraySource (held in memory, fed once at start) or a list
     of image file paths decoded by tf.image ops following spec (a data.ImageSpec). An unreadable file is
     replaced in its batch by another image of that batch, as the host pipeline does, so epochs keep their
     length; on_skipped(epoch, indices) is told which ones were (data.FolderSource.graph_skipped)."""
     start_step = tf.placeholder(tf.int64, [], name='start_step')
-    steps = step_orders(len(source), batch, seed, start_step, steps_per_epoch, epochs)
+    steps = step_orders(len(source), batch, seed, start_step, steps_per_epoch, epochs, shard)
     if isinstance(source, (list, tuple)):
         paths = tf.placeholder(tf.string, [None], name='all_paths')  # fed once: keeps the graph (and .meta) small
         pipeline = steps.map(lambda epoch, indices: _decode_batch(paths, epoch, indices, spec, image_shape,

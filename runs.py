@@ -36,6 +36,15 @@ def save_config(run_dir, settings):
     os.replace(path + '.tmp', path)
 
 
+def world_size(run_dir):
+    """Ranks the run in run_dir was trained on, from its config.json (1 when it says nothing)."""
+    try:
+        with open(os.path.join(run_dir, CONFIG_FILE)) as f:
+            return int(json.load(f).get('world_size', 1))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 1
+
+
 def fixed_latents(run_dir, make):
     """The run's fixed sample latents (z, y): loaded when saved earlier, else make() and saved once, so
     grids of a resumed run continue the same picture."""
