@@ -89,18 +89,10 @@ def choose_precision(device, requested, major=None, bf16=None):
     return Precision(mode, 'bfloat16 mixed', '')
 
 
-def cpu_conv_forms(device):
-    """Whether the networks compute the layers CPU kernels run poorly in an equal, faster form
-    (ops.SMALL_MAP_AREA: 4x4 maps as matrix products; ops.PHASE_FORM_CHANNELS: transposed convolutions as
-    convolutions over output phases, onto the image's channels on TF 2.x, every one on TF 1.x).
-
-    On a CPU the matrix products are faster in every runtime measured (tools/benchmark.py, 64x64 network,
-    two G updates): TensorFlow 1.15 about 1.35x (Eigen's input gradient of those layers is slow), 2.x
-    float32 about 1.07x and bfloat16 about 1.3x (oneDNN blocks 4x4 maps poorly); the phase convolutions
-    add about 4% on TF 2.x (64x64 bare graph, same-session comparison); on TF 1.15, applied to every
-    transposed convolution, 10% (64x64) and 13-21% (MNIST). GPUs and NPUs keep their native convolutions.
-    """
-    return device == 'cpu'
+def kernel_impl(device):
+    """The form the layers compute in (ops.set_impl): 'cpu', cpu_kernels' equal forms that CPU kernels run
+    faster, on a CPU; 'ref', TensorFlow's own ops, on GPUs and NPUs."""
+    return 'cpu' if device == 'cpu' else 'ref'
 
 
 def session_config(device, precision, npu_options=None):

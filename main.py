@@ -303,13 +303,14 @@ def train(flags, dataset, run_dir, device, precision):
     import devices
     import inference
     import model
+    import ops
     import runs
     import steplog
     import utils
 
     cfg = model.net_config(flags.output_height, flags.output_width, dataset.channels, flags.z_dim,
-                           10 if dataset.conditional else 0,
-                           cpu_conv_forms=devices.cpu_conv_forms(device))
+                           10 if dataset.conditional else 0)
+    ops.set_impl(devices.kernel_impl(device))
     low, high = model.data_range(cfg)
     batch = flags.batch_size
     steps_per_epoch = data.batches_per_epoch(len(dataset.source), batch, flags.train_size)

@@ -73,7 +73,7 @@ def _export_net(tf, tensorflow, devices, model, net, batch, check):
     """(spec, {file suffix: bytes or text}) of one network's step; with check, the fixed-latent twin too."""
     shape = NETS[net]
     size, channels, y_dim, g_steps = shape['size'], shape['channels'], shape['y_dim'], shape['g_steps']
-    cfg = model.net_config(size, size, channels, y_dim=y_dim, cpu_conv_forms=devices.cpu_conv_forms('gpu'))
+    cfg = model.net_config(size, size, channels, y_dim=y_dim)
     hparams = model.train_hparams(g_steps=g_steps)
     image_spec = tf.TensorSpec([batch, size, size, channels], tf.float32)
     label_spec = tf.TensorSpec([batch], tf.int32)
@@ -91,7 +91,7 @@ def _export_net(tf, tensorflow, devices, model, net, batch, check):
               (label_spec, 'input/labels', 'labels', rng.randint(0, 10, batch))]
     program, parameters = _program(tf, tensorflow, step, inputs, lambda name, rule: rule)
     with tf.Graph().as_default():  # FLOPs as benchmark.py counts them, in a graph of their own
-        gflop = benchmark.gflop_per_image(*benchmark.forward_gflop(tf, model, cfg._replace(cpu_conv_forms=False)),
+        gflop = benchmark.gflop_per_image(*benchmark.forward_gflop(tf, model, cfg),
                                           g_steps=g_steps)
     spec = dict(net=net, batch=batch, g_steps=g_steps, image_shape=[size, size, channels], y_dim=y_dim,
                 tensorflow=tf.__version__, commit=benchmark.git_commit(), counted_gflop_per_image=gflop,
