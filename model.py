@@ -1,4 +1,8 @@
-"""DCGAN networks (Radford et al. 2015) and the training graph, built in steps: networks, losses, train ops."""
+"""DCGAN networks (Radford et al. 2015) and the training graph, built in steps: networks, losses, train ops.
+
+The layers are ops.py's: TensorFlow's own ops, or on a CPU cpu_kernels' equal forms (ops.set_impl, set by the
+device code); the variables, and so the checkpoints, are the same either way.
+"""
 import collections
 import math
 

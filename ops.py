@@ -15,7 +15,7 @@ _impl = 'ref'
 
 
 def set_impl(name):
-    """Builds the layers from now on in form name (IMPLS); the device code picks it (devices.kernel_impl)."""
+    """Layers built from now on compute in form `name` (one of IMPLS); devices.kernel_impl picks it per device."""
     global _impl
     if name not in IMPLS:
         raise ValueError('layer form %r is none of %s' % (name, ', '.join(IMPLS)))
