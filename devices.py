@@ -89,13 +89,10 @@ def choose_precision(device, requested, major=None, bf16=None):
     return Precision(mode, 'bfloat16 mixed', '')
 
 
-def cpu_conv_forms(device):
-    """Whether the networks compute the layers CPU kernels run poorly in an equal, faster form
-    (ops.SMALL_MAP_AREA: 4x4 maps as matrix products; ops.PHASE_FORM_CHANNELS: transposed convolutions as
-    convolutions over output phases, onto the image's channels on TF 2.x, every one on TF 1.x).
-    GPUs and NPUs keep their native convolutions. The gains are in docs/performance.md.
-    """
-    return device == 'cpu'
+def kernel_impl(device):
+    """The form the layers compute in (ops.set_impl): 'cpu', cpu_kernels' equal forms that CPU kernels run
+    faster, on a CPU (gains in docs/performance.md); 'ref', TensorFlow's own ops, on GPUs and NPUs."""
+    return 'cpu' if device == 'cpu' else 'ref'
 
 
 def session_config(device, precision, npu_options=None):

@@ -309,13 +309,14 @@ def train(flags, dataset, run_dir, device, precision, ranks=None):
     import devices
     import inference
     import model
+    import ops
     import runs
     import steplog
     import utils
 
     cfg = model.net_config(flags.output_height, flags.output_width, dataset.channels, flags.z_dim,
-                           10 if dataset.conditional else 0,
-                           cpu_conv_forms=devices.cpu_conv_forms(device))
+                           10 if dataset.conditional else 0)
+    ops.set_impl(devices.kernel_impl(device))
     low, high = model.data_range(cfg)
     batch = flags.batch_size
     ranks = ranks or distributed.Context()  # --batch_size is per rank; a step takes batch x ranks.size images

@@ -1,4 +1,8 @@
-"""DCGAN networks (Radford et al. 2015) and the training graph, built in steps: networks, losses, train ops."""
+"""DCGAN networks (Radford et al. 2015) and the training graph, built in steps: networks, losses, train ops.
+
+The layers are ops.py's: TensorFlow's own ops, or on a CPU cpu_kernels' equal forms (ops.set_impl, set by the
+device code); the variables, and so the checkpoints, are the same either way.
+"""
 import collections
 import math
 
@@ -19,15 +23,13 @@ NetConfig = collections.namedtuple('NetConfig', [
     'y_dim',  # label size: 10 for the conditional MNIST networks, 0 for the unconditional ones
     'gf_dim', 'df_dim',  # filters of the first generator / discriminator conv layer (64 in the paper)
     'gfc_dim', 'dfc_dim',  # fully connected widths of the conditional networks (1024)
-    'cpu_conv_forms',  # CPU-slow layers in an equal, faster form (ops.SMALL_MAP_AREA, PHASE_FORM_CHANNELS)
 ])
 
 
 def net_config(output_height, output_width, c_dim, z_dim=100, y_dim=0, gf_dim=64, df_dim=64,
-               gfc_dim=1024, dfc_dim=1024, cpu_conv_forms=False):
+               gfc_dim=1024, dfc_dim=1024):
     """NetConfig with the reference's hard-wired widths as defaults."""
-    return NetConfig(output_height, output_width, c_dim, z_dim, y_dim, gf_dim, df_dim, gfc_dim, dfc_dim,
-                     cpu_conv_forms)
+    return NetConfig(output_height, output_width, c_dim, z_dim, y_dim, gf_dim, df_dim, gfc_dim, dfc_dim)
 
 
 def data_range(cfg):
@@ -55,32 +57,29 @@ def generator(z, y, cfg, training):
         if cfg.y_dim:
             return _conditional_generator(z, y, cfg, training)
         hs, ws = _halvings(cfg.output_height, 4), _halvings(cfg.output_width, 4)
-        h = linear(z, cfg.gf_dim * 8 * hs[4] * ws[4], 'g_h0_lin', cpu_forms=cfg.cpu_conv_forms)
+        h = linear(z, cfg.gf_dim * 8 * hs[4] * ws[4], 'g_h0_lin')
         h = tf.reshape(h, [-1, hs[4], ws[4], cfg.gf_dim * 8])  # N, 4, 4, 512 at 64x64
         h = tf.nn.relu(batch_norm(h, training, 'g_bn0'))
         for i, multiple in enumerate((4, 2, 1), start=1):  # N, 8, 8, 256 -> N, 16, 16, 128 -> N, 32, 32, 64
-            h = deconv2d(h, hs[4 - i], ws[4 - i], cfg.gf_dim * multiple, name='g_h%d' % i,
-                         cpu_forms=cfg.cpu_conv_forms)
+            h = deconv2d(h, hs[4 - i], ws[4 - i], cfg.gf_dim * multiple, name='g_h%d' % i)
             h = tf.nn.relu(batch_norm(h, training, 'g_bn%d' % i))
-        h = deconv2d(h, hs[0], ws[0], cfg.c_dim, name='g_h4', cpu_forms=cfg.cpu_conv_forms)  # N, 64, 64, 3
+        h = deconv2d(h, hs[0], ws[0], cfg.c_dim, name='g_h4')  # N, 64, 64, 3
         return tf.nn.tanh(h)
 
 
 def _conditional_generator(z, y, cfg, training):
     hs, ws = _halvings(cfg.output_height, 2), _halvings(cfg.output_width, 2)
     h = tf.concat([z, y], 1)  # N, 110
-    h = linear(h, cfg.gfc_dim, 'g_h0_lin', cpu_forms=cfg.cpu_conv_forms)
+    h = linear(h, cfg.gfc_dim, 'g_h0_lin')
     h = tf.nn.relu(batch_norm(h, training, 'g_bn0'))  # N, 1024
     h = tf.concat([h, y], 1)  # N, 1034
-    h = linear(h, cfg.gf_dim * 2 * hs[2] * ws[2], 'g_h1_lin', cpu_forms=cfg.cpu_conv_forms)  # N, 6272
+    h = linear(h, cfg.gf_dim * 2 * hs[2] * ws[2], 'g_h1_lin')  # N, 6272
     h = tf.nn.relu(batch_norm(h, training, 'g_bn1'))
     h = tf.reshape(h, [-1, hs[2], ws[2], cfg.gf_dim * 2])  # N, 7, 7, 128
     # labels=y: the layer sees y appended to every position (conv_cond_concat), N, 7, 7, 138 here
-    h = deconv2d(h, hs[1], ws[1], cfg.gf_dim * 2, name='g_h2', labels=y,
-                 cpu_forms=cfg.cpu_conv_forms)  # N, 14, 14, 128
+    h = deconv2d(h, hs[1], ws[1], cfg.gf_dim * 2, name='g_h2', labels=y)  # N, 14, 14, 128
     h = tf.nn.relu(batch_norm(h, training, 'g_bn2'))
-    h = deconv2d(h, hs[0], ws[0], cfg.c_dim, name='g_h3', labels=y,
-                 cpu_forms=cfg.cpu_conv_forms)  # (N, 14, 14, 138 ->) N, 28, 28, 1
+    h = deconv2d(h, hs[0], ws[0], cfg.c_dim, name='g_h3', labels=y)  # (N, 14, 14, 138 ->) N, 28, 28, 1
     return tf.nn.sigmoid(h)
 
 
@@ -90,28 +89,26 @@ def discriminator(x, y, cfg, training):
         if cfg.y_dim:
             return _conditional_discriminator(x, y, cfg, training)
         hs, ws = _halvings(cfg.output_height, 4), _halvings(cfg.output_width, 4)
-        h = lrelu(conv2d(x, cfg.df_dim, name='d_h0_conv', cpu_forms=cfg.cpu_conv_forms))  # no BN here
+        h = lrelu(conv2d(x, cfg.df_dim, name='d_h0_conv'))  # no BN here
         for i, multiple in enumerate((2, 4, 8), start=1):  # N, 16, 16, 128 -> N, 8, 8, 256 -> N, 4, 4, 512
-            h = conv2d(h, cfg.df_dim * multiple, name='d_h%d_conv' % i, cpu_forms=cfg.cpu_conv_forms)
+            h = conv2d(h, cfg.df_dim * multiple, name='d_h%d_conv' % i)
             h = lrelu(batch_norm(h, training, 'd_bn%d' % i))
         h = tf.reshape(h, [-1, hs[4] * ws[4] * cfg.df_dim * 8])  # N, 8192
-        return linear(h, 1, 'd_h4_lin', cpu_forms=cfg.cpu_conv_forms)
+        return linear(h, 1, 'd_h4_lin')
 
 
 def _conditional_discriminator(x, y, cfg, training):
     hs, ws = _halvings(cfg.output_height, 2), _halvings(cfg.output_width, 2)
     # labels=y: each conv sees y appended to every position of its input (conv_cond_concat)
-    h = lrelu(conv2d(x, cfg.c_dim + cfg.y_dim, name='d_h0_conv', labels=y,
-                     cpu_forms=cfg.cpu_conv_forms))  # (N, 28, 28, 11 ->) N, 14, 14, 11
-    h = conv2d(h, cfg.df_dim + cfg.y_dim, name='d_h1_conv', labels=y,
-                cpu_forms=cfg.cpu_conv_forms)  # (N, 14, 14, 21 ->) N, 7, 7, 74
+    h = lrelu(conv2d(x, cfg.c_dim + cfg.y_dim, name='d_h0_conv', labels=y))  # (N, 28, 28, 11 ->) N, 14, 14, 11
+    h = conv2d(h, cfg.df_dim + cfg.y_dim, name='d_h1_conv', labels=y)  # (N, 14, 14, 21 ->) N, 7, 7, 74
     h = lrelu(batch_norm(h, training, 'd_bn1'))
     h = tf.reshape(h, [-1, hs[2] * ws[2] * (cfg.df_dim + cfg.y_dim)])  # N, 3626
     h = tf.concat([h, y], 1)  # N, 3636
-    h = linear(h, cfg.dfc_dim, 'd_h2_lin', cpu_forms=cfg.cpu_conv_forms)
+    h = linear(h, cfg.dfc_dim, 'd_h2_lin')
     h = lrelu(batch_norm(h, training, 'd_bn2'))  # N, 1024
     h = tf.concat([h, y], 1)  # N, 1034
-    return linear(h, 1, 'd_h3_lin', cpu_forms=cfg.cpu_conv_forms)
+    return linear(h, 1, 'd_h3_lin')
 
 
 def network_variables(scope):

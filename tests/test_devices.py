@@ -182,9 +182,9 @@ def test_cpu_mixed_precision_on_tf1_is_refused_with_a_sentence(mnist_dir):
     assert result.returncode == 2 and 'needs TensorFlow 2.x' in result.stdout
 
 
-def test_cpu_conv_forms_are_for_cpus_only():
-    assert devices.cpu_conv_forms('cpu')
-    assert not devices.cpu_conv_forms('gpu') and not devices.cpu_conv_forms('npu')
+def test_cpu_kernel_forms_are_for_cpus_only():
+    assert devices.kernel_impl('cpu') == 'cpu'
+    assert devices.kernel_impl('gpu') == devices.kernel_impl('npu') == 'ref'
 
 
 # Allocates a 40 MB block (above glibc's largest automatic mmap threshold) and frees it; prints, from glibc's

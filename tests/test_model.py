@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import model
+import ops
 from tf_compat import tf
 
 # The reference's checkpoint variables (name -> shape) of the 64x64x3 networks, as carpedm20/DCGAN-tensorflow has them
@@ -112,11 +113,12 @@ def test_parameter_counts_match_the_reference():
 
 @pytest.mark.parametrize('cfg,reference', [
     (model.net_config(64, 64, 3), REFERENCE_64),
-    (model.net_config(64, 64, 3, cpu_conv_forms=True), REFERENCE_64),  # CPU layout: same variables
     (model.net_config(28, 28, 1, y_dim=10), REFERENCE_MNIST)])
-def test_variable_names_and_shapes_are_the_reference_table(cfg, reference):
-    train_graph(cfg)
-    model.build_sampler(cfg)  # the sampler shares the generator's variables: no new ones
+@pytest.mark.parametrize('form', ops.IMPLS)  # the CPU forms: same variables
+def test_variable_names_and_shapes_are_the_reference_table(cfg, reference, form):
+    with ops.impl(form):
+        train_graph(cfg)
+        model.build_sampler(cfg)  # the sampler shares the generator's variables: no new ones
     assert model_variables() == reference
 
 
@@ -273,34 +275,36 @@ def test_two_time_scale_learning_rates():
 # rounding: in the conditional D, four near-identical fakes leave the batch norm of its dense layer almost
 # no variance; in the 64x64 G at 16 rows, scaling z by 1 + 2e-7 moves g_h2's native gradient by 3%.
 @pytest.mark.parametrize('size, channels, y_dim, batch', [(64, 3, 0, 4), (28, 1, 10, 16)])
-def test_cpu_conv_forms_give_the_same_losses_and_gradients(size, channels, y_dim, batch):
-    """The networks with the CPU forms of their layers (4x4 maps as matrix products, transposed convolutions
-    by phases: the image layers, every one on TF 1.x): the same losses and gradients (the weights after an
-    Adam step are no test: Adam's first step is lr * sign(gradient) for tiny gradients)."""
+def test_cpu_forms_give_the_same_losses_and_gradients(size, channels, y_dim, batch):
+    """The networks in ops.impl('cpu') (4x4 maps as matrix products, transposed convolutions by phases: the
+    image layers, every one on TF 1.x; label maps by linearity; the fused leaky ReLU gradient): the same
+    losses and gradients as in 'ref' (the weights after an Adam step are no test: Adam's first step is
+    lr * sign(gradient) for tiny gradients)."""
     results = []
     for cpu_forms in (False, True):
         tf.reset_default_graph()
         tf.set_random_seed(3)
-        cfg = model.net_config(size, size, channels, y_dim=y_dim, cpu_conv_forms=cpu_forms)
+        cfg = model.net_config(size, size, channels, y_dim=y_dim)
         real = tf.constant(np.random.RandomState(0).uniform(-1, 1, [batch, size, size, channels]).astype(np.float32))
         y = tf.one_hot(np.arange(batch) % y_dim, y_dim) if y_dim else None
         z = tf.constant(np.random.RandomState(1).uniform(-1, 1, [batch, 100]).astype(np.float32))
-        ops = model.build_train_ops(real, y, z, cfg, model.train_hparams(g_steps=2))
+        with ops.impl('cpu' if cpu_forms else 'ref'):
+            train_ops = model.build_train_ops(real, y, z, cfg, model.train_hparams(g_steps=2))
         types = set(o.type for o in tf.get_default_graph().get_operations())
-        assert ('DepthToSpace' in types) == cpu_forms
+        assert ('DepthToSpace' in types) == cpu_forms and ('LeakyReluGrad' in types) == cpu_forms
         im2col = [o for o in tf.get_default_graph().get_operations()  # windows [N, positions, C]; phase kernels: 2-D
                   if o.type == 'GatherV2' and o.outputs[0].get_shape().ndims == 3]
         assert bool(im2col) == (cpu_forms and size == 64)  # im2col of the 4x4 maps; 28x28 has none
         d_vars = model.network_variables(model.DISCRIMINATOR_SCOPE)
         g_vars = model.network_variables(model.GENERATOR_SCOPE)
-        gradients = (tf.gradients(ops.loss.d_loss, d_vars) + tf.gradients(ops.loss.g_loss, g_vars))
+        gradients = (tf.gradients(train_ops.loss.d_loss, d_vars) + tf.gradients(train_ops.loss.g_loss, g_vars))
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             if results:  # the first graph's initial weights (op seeds differ between the graphs on TF 1.x)
                 for v in d_vars + g_vars:
                     v.load(initial[v.op.name], sess)
             initial = dict((v.op.name, sess.run(v)) for v in d_vars + g_vars)
-            results.append(sess.run([ops.loss.d_loss, ops.loss.g_loss] + gradients))
+            results.append(sess.run([train_ops.loss.d_loss, train_ops.loss.g_loss] + gradients))
     scale = max(np.abs(value).max() for value in results[0])
     for native, cpu_form in zip(*results):  # atol: biases before batch norm have zero gradient plus rounding
         np.testing.assert_allclose(cpu_form, native, rtol=2e-3, atol=1e-5 * scale)

@@ -1,7 +1,8 @@
-"""The layers in ops.py: values and gradients against TensorFlow's own ops, for the reformulated ones."""
+"""ops.py's layers: their cpu_kernels forms against TensorFlow's own ops (the 'ref' form), values and gradients."""
 import numpy as np
 import pytest
 
+import cpu_kernels
 import devices
 import ops
 from tf_compat import tf
@@ -20,21 +21,36 @@ def run(fetches):
         return sess.run(fetches)
 
 
+def test_layers_build_in_the_reference_form_unless_asked():
+    assert ops._impl == 'ref'
+    with ops.impl('cpu'):
+        assert ops._impl == 'cpu'
+    assert ops._impl == 'ref'
+    with pytest.raises(ValueError):
+        ops.set_impl('cuda')
+
+
 @pytest.mark.parametrize('leak', [0.2, 0.3])
-def test_lrelu_value_and_gradient(leak):
+@pytest.mark.parametrize('form', ['ref', 'cpu'])
+def test_lrelu_value_and_gradient(leak, form):
     values = np.array([[-2.0, -0.5, 0.25, 3.0]], np.float32)
     x = tf.constant(values)
-    y = ops.lrelu(x, leak)
+    with ops.impl(form):
+        y = ops.lrelu(x, leak)
     upstream = tf.constant([[1.0, 2.0, 3.0, 4.0]])
     (grad,) = tf.gradients(y, [x], upstream)
     y_value, grad_value = run([y, grad])
     np.testing.assert_allclose(y_value, np.where(values > 0, values, leak * values), rtol=1e-6)
     np.testing.assert_allclose(grad_value, np.array([[leak, 2 * leak, 3.0, 4.0]]), rtol=1e-6)
+    # the fused LeakyReluGrad kernel in the CPU form only; the reference differentiates tf.maximum
+    types = [o.type for o in tf.get_default_graph().get_operations()]
+    assert ('LeakyReluGrad' in types) == (form == 'cpu')
 
 
 def test_lrelu_gradient_override_leaves_other_maximum_ops_alone():
     a, b = tf.constant([1.0, -1.0]), tf.constant([0.0, 0.0])
-    ops.lrelu(a)
+    with ops.impl('cpu'):
+        ops.lrelu(a)
     (grad_b,) = tf.gradients(tf.maximum(a, b), [b])
     np.testing.assert_allclose(run(grad_b), [0.0, 1.0])
 
@@ -62,12 +78,13 @@ def _values_and_gradients(build, x_shape, seed):
 
 
 def _native_and_cpu_form(build, x_shape, seed):
-    """_values_and_gradients of build(x, cpu_forms) with the CPU forms off, then on (whose graph stays the
+    """_values_and_gradients of build(x) in ops' 'ref' form, then in its 'cpu' form (whose graph stays the
     default graph, for the callers' op-type checks)."""
     results = []
-    for cpu_forms in (False, True):
+    for form in ('ref', 'cpu'):
         tf.reset_default_graph()
-        results.append(_values_and_gradients(lambda x: build(x, cpu_forms), x_shape, seed))
+        with ops.impl(form):
+            results.append(_values_and_gradients(build, x_shape, seed))
     return results
 
 
@@ -78,8 +95,7 @@ def _assert_same(results):
 
 @pytest.mark.parametrize('in_size, out_size', [(37, 23), (5, 1)])
 def test_linear_takes_its_input_gradient_weight_first_in_the_cpu_form(in_size, out_size):
-    results = _native_and_cpu_form(lambda x, cpu_forms: ops.linear(x, out_size, cpu_forms=cpu_forms),
-                                   [6, in_size], seed=in_size)
+    results = _native_and_cpu_form(lambda x: ops.linear(x, out_size), [6, in_size], seed=in_size)
     operations = tf.get_default_graph().get_operations()
     weight = [o for o in operations if o.type == 'MatMul' and 'gradients' not in o.name][0].inputs[1]
     backward = [o for o in operations if 'gradients' in o.name]
@@ -95,9 +111,9 @@ def test_linear_takes_its_input_gradient_weight_first_in_the_cpu_form(in_size, o
 def test_im2col_gathers_the_windows_and_col2im_is_its_adjoint(height, width, kernel, stride):
     rng = np.random.RandomState(height * width)
     image = rng.randn(2, height, width, 3).astype(np.float32)
-    im2col, col2im = ops._im2col_col2im(height, width, 3, kernel, kernel, stride)
-    padding = [[0, 0], list(ops._same_padding(height, kernel, stride)), list(ops._same_padding(width, kernel, stride)),
-               [0, 0]]
+    im2col, col2im = cpu_kernels._im2col_col2im(height, width, 3, kernel, kernel, stride)
+    padding = [[0, 0], list(cpu_kernels._same_padding(height, kernel, stride)),
+               list(cpu_kernels._same_padding(width, kernel, stride)), [0, 0]]
     expected = tf.extract_image_patches(tf.pad(tf.constant(image), padding), [1, kernel, kernel, 1],
                                         [1, stride, stride, 1], [1, 1, 1, 1], 'VALID')
     x = tf.constant(image)
@@ -117,8 +133,8 @@ def test_im2col_gathers_the_windows_and_col2im_is_its_adjoint(height, width, ker
 @pytest.mark.parametrize('height, width, cin, cout', SMALL_CONVS)
 @pytest.mark.parametrize('input_gradient_by_phases', [False, True])  # TF 2.x's choice for these, TF 1.x's
 def test_conv_as_matmul_equals_the_convolution(monkeypatch, height, width, cin, cout, input_gradient_by_phases):
-    monkeypatch.setattr(ops, 'PHASE_FORM_CHANNELS', cin if input_gradient_by_phases else cin - 1)
-    results = _native_and_cpu_form(lambda x, cpu_forms: ops.conv2d(x, cout, cpu_forms=cpu_forms),
+    monkeypatch.setattr(cpu_kernels, 'PHASE_FORM_CHANNELS', cin if input_gradient_by_phases else cin - 1)
+    results = _native_and_cpu_form(lambda x: ops.conv2d(x, cout),
                                    [3, height, width, cin], seed=height)
     forward, backward = [], []
     for o in tf.get_default_graph().get_operations():
@@ -135,10 +151,10 @@ def test_conv_as_matmul_equals_the_convolution(monkeypatch, height, width, cin, 
 @pytest.mark.parametrize('height, width, cin, cout', SMALL_DECONVS)
 @pytest.mark.parametrize('by_phases', [False, True])  # TF 2.x's choice onto many channels, TF 1.x's always
 def test_small_map_deconv_equals_the_transposed_convolution(monkeypatch, height, width, cin, cout, by_phases):
-    monkeypatch.setattr(ops, 'PHASE_FORM_CHANNELS', cout if by_phases else cout - 1)
+    monkeypatch.setattr(cpu_kernels, 'PHASE_FORM_CHANNELS', cout if by_phases else cout - 1)
     out_height, out_width = 2 * height - height % 2, 2 * width  # odd sizes too: ceil(out / 2) == in
     results = _native_and_cpu_form(
-        lambda x, cpu_forms: ops.deconv2d(x, out_height, out_width, cout, cpu_forms=cpu_forms),
+        lambda x: ops.deconv2d(x, out_height, out_width, cout),
         [3, height, width, cin], seed=width)
     forward, backward = [], []
     for o in tf.get_default_graph().get_operations():
@@ -153,17 +169,18 @@ def test_small_map_deconv_equals_the_transposed_convolution(monkeypatch, height,
 
 
 def test_large_maps_keep_the_native_convolution(monkeypatch):
-    monkeypatch.setattr(ops, 'PHASE_FORM_CHANNELS', 4)  # as on TF 2.x, so that 8 channels stay native
+    monkeypatch.setattr(cpu_kernels, 'PHASE_FORM_CHANNELS', 4)  # as on TF 2.x, so that 8 channels stay native
     x = tf.zeros([2, 16, 16, 3])
-    ops.conv2d(tf.zeros([2, 16, 16, 8]), 4, name='c', cpu_forms=True)
-    ops.deconv2d(x, 32, 32, 8, name='d', cpu_forms=True)
+    with ops.impl('cpu'):
+        ops.conv2d(tf.zeros([2, 16, 16, 8]), 4, name='c')
+        ops.deconv2d(x, 32, 32, 8, name='d')
     types = set(o.type for o in tf.get_default_graph().get_operations())
     assert {'Conv2D', 'Conv2DBackpropInput'} <= types and not types & ({'GatherV2', 'DepthToSpace'} | _BATCH_MATMUL)
 
 
 def test_phase_form_covers_every_transposed_convolution_on_tf1_only():
-    # Eigen's transposed convolution is the slow one; oneDNN's only onto few channels (ops comment)
-    assert ops.PHASE_FORM_CHANNELS == (4 if devices.tf_major() >= 2 else 1 << 30)
+    # Eigen's transposed convolution is the slow one; oneDNN's only onto few channels (cpu_kernels comment)
+    assert cpu_kernels.PHASE_FORM_CHANNELS == (4 if devices.tf_major() >= 2 else 1 << 30)
 
 
 # Maps above SMALL_MAP_AREA (so the matmul form does not take them): (input height, input width, output
@@ -177,9 +194,9 @@ PHASE_LAYERS = [(8, 8, 16, 16, 6, 3), (5, 4, 9, 8, 4, 1), (6, 7, 11, 14, 3, 2), 
 @pytest.mark.parametrize('height, width, out_height, out_width, cin, cout', PHASE_LAYERS)
 def test_deconv_by_phases_equals_the_transposed_convolution(monkeypatch, height, width, out_height, out_width,
                                                             cin, cout):
-    monkeypatch.setattr(ops, 'PHASE_FORM_CHANNELS', cout)
+    monkeypatch.setattr(cpu_kernels, 'PHASE_FORM_CHANNELS', cout)
     results = _native_and_cpu_form(
-        lambda x, cpu_forms: ops.deconv2d(x, out_height, out_width, cout, cpu_forms=cpu_forms),
+        lambda x: ops.deconv2d(x, out_height, out_width, cout),
         [3, height, width, cin], seed=width)
     types = set(o.type for o in tf.get_default_graph().get_operations())
     assert 'DepthToSpace' in types and 'Conv2DBackpropInput' not in types  # forward and backward
@@ -188,8 +205,8 @@ def test_deconv_by_phases_equals_the_transposed_convolution(monkeypatch, height,
 
 @pytest.mark.parametrize('height, width, out_height, out_width, cin, cout', PHASE_LAYERS)
 def test_conv_gets_its_input_gradient_by_phases(monkeypatch, height, width, out_height, out_width, cin, cout):
-    monkeypatch.setattr(ops, 'PHASE_FORM_CHANNELS', cout)
-    results = _native_and_cpu_form(lambda x, cpu_forms: ops.conv2d(x, cin, cpu_forms=cpu_forms),
+    monkeypatch.setattr(cpu_kernels, 'PHASE_FORM_CHANNELS', cout)
+    results = _native_and_cpu_form(lambda x: ops.conv2d(x, cin),
                                    [3, out_height, out_width, cout], seed=height)
     gradient_types = set(o.type for o in tf.get_default_graph().get_operations() if 'gradients' in o.name)
     assert 'DepthToSpace' in gradient_types and 'Conv2DBackpropInput' not in gradient_types
@@ -204,10 +221,9 @@ def test_conv_gets_its_input_gradient_by_phases(monkeypatch, height, width, out_
 ])
 def test_phase_convolution_pads_only_where_same_would_not(monkeypatch, kernel, stride, height, out_height,
                                                           padded):
-    monkeypatch.setattr(ops, 'PHASE_FORM_CHANNELS', 3)
+    monkeypatch.setattr(cpu_kernels, 'PHASE_FORM_CHANNELS', 3)
     results = _native_and_cpu_form(
-        lambda x, cpu_forms: ops.deconv2d(x, out_height, out_height, 3, kernel=kernel, stride=stride,
-                                          cpu_forms=cpu_forms),
+        lambda x: ops.deconv2d(x, out_height, out_height, 3, kernel=kernel, stride=stride),
         [2, height, height, 4], seed=kernel)
     forward_types = [o.type for o in tf.get_default_graph().get_operations() if 'gradients' not in o.name]
     assert 'DepthToSpace' in forward_types and ('Pad' in forward_types) == padded
@@ -228,28 +244,31 @@ LABELLED_LAYERS = [(28, 28, 1, 10, 11), (7, 5, 3, 4, 6), (4, 4, 6, 3, 5), (1, 2,
 
 @pytest.mark.parametrize('height, width, features, n_labels, cout', LABELLED_LAYERS)
 @pytest.mark.parametrize('transposed', [False, True])
-@pytest.mark.parametrize('cpu_forms', [False, True])
-def test_label_maps_by_linearity_equal_concatenating_first(height, width, features, n_labels, cout, transposed,
-                                                          cpu_forms):
+@pytest.mark.parametrize('form', ['ref', 'cpu'])
+def test_labels_equal_concatenating_first(height, width, features, n_labels, cout, transposed, form):
+    """labels=: the label maps concatenated as the reference does ('ref'), or convolved by linearity
+    (cpu_kernels._with_label_maps): the same variables, values and gradients as concatenating first."""
     def layer(x, labels=None):
         if transposed:
-            return ops.deconv2d(x, 2 * height, 2 * width - width % 2, cout, name='layer', labels=labels,
-                                cpu_forms=cpu_forms)
-        return ops.conv2d(x, cout, name='layer', labels=labels, cpu_forms=cpu_forms)
+            return ops.deconv2d(x, 2 * height, 2 * width - width % 2, cout, name='layer', labels=labels)
+        return ops.conv2d(x, cout, name='layer', labels=labels)
+
+    def concatenated(x, labels):
+        return layer(ops.conv_cond_concat(x, labels))
 
     results, shapes = [], []
-    for split in (False, True):
+    for build, build_form in ((concatenated, 'ref'), (layer, form)):
         tf.reset_default_graph()
-        if split:
-            build = layer
-        else:
-            def build(x, labels):
-                return layer(ops.conv_cond_concat(x, labels))
-        results.append(_labelled_values_and_gradients(build, [3, height, width, features], n_labels, seed=width))
+        with ops.impl(build_form):
+            results.append(_labelled_values_and_gradients(build, [3, height, width, features], n_labels,
+                                                          seed=width))
         shapes.append([v.get_shape().as_list() for v in tf.trainable_variables()])
+    label_maps = [o for o in tf.get_default_graph().get_operations()  # conv_cond_concat's [N, H, W, C + L]
+                  if o.type == 'ConcatV2' and 'gradients' not in o.name and o.outputs[0].get_shape().ndims == 4]
+    assert bool(label_maps) == (form == 'ref')
     assert shapes[0] == shapes[1]  # the same variables: checkpoints of either form load into the other
-    for concatenated, split in zip(*results):
-        np.testing.assert_allclose(split, concatenated, rtol=1e-4, atol=1e-4)
+    for concatenated_first, with_labels in zip(*results):
+        np.testing.assert_allclose(with_labels, concatenated_first, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize('shape', [[16, 6], [4, 3, 2, 6]])  # the linear layers' [N, C] and the conv maps'

@@ -277,6 +277,7 @@ def run_training_config(spec):
     from tf_compat import tf
     import devices
     import model
+    import ops
     net = NETS[spec['net']]
     result = dict(name=spec['name'], net=spec['net'], input=spec['input'], g_steps=net['g_steps'],
                   input_label=input_label(spec['net'], spec['input']), batch=spec['batch'],
@@ -290,10 +291,10 @@ def run_training_config(spec):
         result.update(status='n/a', precision='mixed', reason=str(error))
         return result
     result.update(device=device, precision=precision.compute)
-    cfg = model.net_config(net['size'], net['size'], net['channels'], y_dim=net['y_dim'],
-                           cpu_conv_forms=devices.cpu_conv_forms(device))
-    # FLOPs as the convolutions define them, whichever form computes them (ops.SMALL_MAP_AREA, PHASE_FORM_CHANNELS)
-    g_forward, d_forward = forward_gflop(tf, model, cfg._replace(cpu_conv_forms=False))
+    cfg = model.net_config(net['size'], net['size'], net['channels'], y_dim=net['y_dim'])
+    # FLOPs as the convolutions define them (ops' 'ref' form), whichever form computes them
+    g_forward, d_forward = forward_gflop(tf, model, cfg)
+    ops.set_impl(devices.kernel_impl(device))
     result.update(g_forward_gflop=g_forward, d_forward_gflop=d_forward,
                   counted_gflop_per_image=gflop_per_image(g_forward, d_forward, net['g_steps']))
 

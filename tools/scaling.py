@@ -30,12 +30,15 @@ def worker(network, batch, steps, warmup, reduces):
     """One rank's measurement (TF_CONFIG describes the job; none: alone); prints one JSON line."""
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     import numpy as np
+    import devices
     import distributed
     import model
+    import ops
     from tf_compat import tf
     ranks = distributed.from_environment('cpu', timeout=600)
     size, channels, labels = NETWORKS[network]
-    cfg = model.net_config(size, size, channels, 100, labels, cpu_conv_forms=True)
+    cfg = model.net_config(size, size, channels, 100, labels)
+    ops.set_impl(devices.kernel_impl('cpu'))
     tf.set_random_seed(ranks.rank_seed(0))
     low, high = model.data_range(cfg)
     real = tf.random_uniform([batch, size, size, channels], low, high)
