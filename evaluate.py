@@ -30,7 +30,7 @@ class Evaluator(object):
             self.score_name = 'fd'
             self.classifier = metrics.ensure_mnist_classifier(flags.data_dir, steps=flags.eval_classifier_steps,
                                                               log=log)
-            self.test_digits, self.floor_digits = metrics.mnist_reference_sets(flags.data_dir)
+            self.reference = metrics.mnist_reference_sets(flags.data_dir)
         else:
             self.samples = flags.eval_samples or RGB_SAMPLES
             self.score_name = 'fid'
@@ -52,12 +52,16 @@ class Evaluator(object):
         labels = generator.labels_for(self.samples)
         images = generator(z, labels, batch_size=500)
         if self.cfg.y_dim:
-            scores = metrics.mnist_scores(self.classifier, images, labels, self.test_digits, self.floor_digits)
-            summary = 'fd %.3f (real-data floor %.3f), label accuracy %.4f' % (
-                scores['fd'], scores['fd_floor'], scores['label_accuracy'])
+            scores = metrics.mnist_scores(self.classifier, images, labels, self.reference)
+            summary = ('fd %.3f (real-data floor %.3f), per-class fd %.3f (%.3f), precision %.3f (%.3f), '
+                       'recall %.3f (%.3f), label accuracy %.4f' % tuple(
+                           scores[k] for k in ('fd', 'fd_floor', 'fd_class', 'fd_class_floor', 'precision',
+                                               'precision_floor', 'recall', 'recall_floor', 'label_accuracy')))
         else:
             scores = metrics.fid_and_kid(self.extractor, images, self.reference)
-            summary = 'FID %.3f, KID %.5f +- %.5f' % (scores['fid'], scores['kid'], scores['kid_std'])
+            summary = 'FID %.3f, KID %.5f +- %.5f, precision %.3f (real-data floor %.3f), recall %.3f (%.3f)' % (
+                scores['fid'], scores['kid'], scores['kid_std'], scores['precision'], scores['precision_floor'],
+                scores['recall'], scores['recall_floor'])
         record = dict(scores, step=step, samples=self.samples, **self.settings)
         metrics.append_metrics(run_dir, record)
         self.log('evaluation at step %d over %d samples: %s' % (step, self.samples, summary))
@@ -69,7 +73,8 @@ class Evaluator(object):
 
 def settings_of(config):
     """The training settings a score depends on (from a dict of flags), stored with each evaluation."""
-    keys = ('dataset', 'batch_size', 'g_steps', 'beta1', 'ema_decay', 'z_dist', 'epoch', 'train_steps')
+    keys = ('dataset', 'batch_size', 'g_steps', 'beta1', 'beta2', 'ema_decay', 'ema_start', 'label_smoothing',
+            'r1_gamma', 'lr_decay_epochs', 'z_dist', 'epoch', 'train_steps', 'seed')
     settings = dict((k, config.get(k)) for k in keys)
     settings['d_learning_rate'] = config.get('d_learning_rate') or config.get('learning_rate')
     settings['g_learning_rate'] = config.get('g_learning_rate') or config.get('learning_rate')

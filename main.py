@@ -97,6 +97,16 @@ def build_parser():
     p.add_argument('--ema_decay', type=float, default=0.0,
                    help='keep a moving average of the generator weights with this decay (e.g. 0.999) and use it '
                         'for samples, --generate and evaluation; 0: off [0]')
+    p.add_argument('--ema_start', type=int, default=0,
+                   help='step from which the generator average runs; before it the average follows the weights [0]')
+    p.add_argument('--beta2', type=float, default=0.999, help='Adam beta2 of both networks [0.999]')
+    p.add_argument('--label_smoothing', type=float, default=0.0,
+                   help="one-sided label smoothing: D's target for real images is 1 - this (e.g. 0.1); 0: off [0]")
+    p.add_argument('--r1_gamma', type=float, default=0.0,
+                   help='weight of the R1 gradient penalty on real images (Mescheder et al. 2018), added to the D '
+                        'loss as gamma/2 * E|grad D(x)|^2; 0: off [0]')
+    p.add_argument('--lr_decay_epochs', type=int, default=0,
+                   help='let both learning rates fall linearly to 0 over this many final epochs; 0: constant [0]')
     p.add_argument('--g_steps', type=int, default=2, help='generator updates per discriminator update [2, as the reference]')
     p.add_argument('--train_steps', type=int, default=0, help='stop at this global step; 0: --epoch decides [0]')
     p.add_argument('--seed', type=int, default=0, help='seed of data order, latents and initial weights [0]')
@@ -183,8 +193,12 @@ def validate_numbers(flags):
             raise UsageError('--%s must be positive, got %s.' % (name, value))
     if not 0 <= flags.ema_decay < 1:
         raise UsageError('--ema_decay must be in [0, 1), got %s.' % flags.ema_decay)
-    if not 0 <= flags.beta1 < 1:
-        raise UsageError('--beta1 must be in [0, 1), got %s.' % flags.beta1)
+    for name in ('beta1', 'beta2', 'label_smoothing'):
+        if not 0 <= getattr(flags, name) < 1:
+            raise UsageError('--%s must be in [0, 1), got %s.' % (name, getattr(flags, name)))
+    for name in ('r1_gamma', 'ema_start', 'lr_decay_epochs'):
+        if not getattr(flags, name) >= 0:
+            raise UsageError('--%s must not be negative, got %s.' % (name, getattr(flags, name)))
     if flags.train_size < 1:
         raise UsageError('--train_size must be at least 1 (or inf), got %s.' % flags.train_size)
     if flags.z_dist not in Z_DISTS:
@@ -331,8 +345,10 @@ def train(flags, dataset, run_dir, device, precision, ranks=None):
     real = tf.cast(inputs.images, tf.float32) * ((high - low) / 255.0) + low  # uint8 -> data range
     y = tf.one_hot(tf.cast(inputs.labels, tf.int32), 10) if cfg.y_dim else None
     z = model.sample_latents(batch, cfg.z_dim, flags.z_dist)
+    decay_steps = min(flags.lr_decay_epochs * steps_per_epoch, total_steps)
     hparams = model.train_hparams(flags.learning_rate, flags.beta1, flags.g_steps, flags.d_learning_rate,
-                                  flags.g_learning_rate, flags.ema_decay)
+                                  flags.g_learning_rate, flags.ema_decay, flags.beta2, flags.ema_start,
+                                  flags.label_smoothing, flags.r1_gamma, total_steps - decay_steps, total_steps)
     train_ops = model.build_train_ops(real, y, z, cfg, hparams,
                                       ranks.optimizer_wrapper(devices.optimizer_wrapper(device, precision)))
     # several ranks: moving statistics averaged after each step; losses and stop requests agreed on
@@ -579,6 +595,8 @@ def summary_op(tf, train_ops, z, image_summary):
              tf.summary.scalar('d_loss_fake', loss.d_loss_fake),
              tf.summary.scalar('d_loss', train_ops.d_loss),
              tf.summary.scalar('g_loss', train_ops.g_loss)]
+    if loss.r1_penalty is not None:
+        items.append(tf.summary.scalar('r1_penalty', loss.r1_penalty))
     if image_summary:
         items.append(tf.summary.image('G', model.fake, max_outputs=8))
     return tf.summary.merge(items)

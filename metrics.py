@@ -101,6 +101,58 @@ def kernel_inception_distance(features1, features2, subsets=100, subset_size=100
     return float(np.mean(values)), float(np.std(values))
 
 
+
+# ---- precision and recall of k-nearest-neighbour manifolds (numpy only) -----------------------------------
+PR_NEIGHBOURS = 3  # k of Kynkaanniemi et al. 2019, "Improved precision and recall metric"
+
+
+def _squared_distances(a, b):
+    """Squared Euclidean distances [len(a), len(b)] between the rows of a and b (float64)."""
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a.dot(b.T)
+    return np.maximum(d, 0.0)
+
+
+def knn_radii(features, k=PR_NEIGHBOURS, chunk=1024):
+    """Squared distance from each row of features [N, D] to its k-th nearest other row."""
+    features = np.asarray(features, np.float64)
+    radii = np.empty(len(features))
+    for start in range(0, len(features), chunk):
+        d = _squared_distances(features[start:start + chunk], features)
+        radii[start:start + chunk] = np.partition(d, k, axis=1)[:, k]  # column 0 is the row itself
+    return radii
+
+
+def manifold_coverage(manifold, radii, queries, chunk=1024):
+    """Fraction of query rows inside at least one ball (a manifold row, its squared radius)."""
+    manifold, queries = np.asarray(manifold, np.float64), np.asarray(queries, np.float64)
+    inside = 0
+    for start in range(0, len(queries), chunk):
+        inside += int(np.sum(np.any(_squared_distances(queries[start:start + chunk], manifold) <= radii[None, :],
+                                    axis=1)))
+    return inside / float(len(queries))
+
+
+def precision_recall(real, fake, k=PR_NEIGHBOURS):
+    """Precision (share of fake rows on the real manifold) and recall (share of real rows on the fake
+    manifold) of feature sets [N, D], each manifold the union of balls reaching every row's k-th neighbour."""
+    if min(len(real), len(fake)) <= k:
+        raise ValueError('precision_recall needs more than k=%d rows in each set' % k)
+    precision = manifold_coverage(real, knn_radii(real, k), fake)
+    recall = manifold_coverage(fake, knn_radii(fake, k), real)
+    return precision, recall
+
+
+def per_class_frechet_distance(features1, labels1, features2, labels2, classes=10):
+    """Mean over classes c of the Frechet distance between the rows of class c in each set; also the list."""
+    labels1, labels2 = np.asarray(labels1), np.asarray(labels2)
+    distances = []
+    for c in range(classes):
+        a, b = features1[labels1 == c], features2[labels2 == c]
+        if min(len(a), len(b)) < 2:
+            raise ValueError('per-class Frechet distance needs at least 2 rows of class %d in each set' % c)
+        distances.append(frechet_distance(*(feature_stats(a) + feature_stats(b))))
+    return float(np.mean(distances)), distances
+
 # ---- the MNIST classifier ----------------------------------------------------------------------------
 CLASSIFIER_SCOPE = 'mnist_classifier'  # apart from the GAN's 'generator' and 'discriminator'
 CLASSIFIER_CHECKPOINT = 'classifier.ckpt'  # checkpoint prefix inside the classifier folder
@@ -257,10 +309,6 @@ class MnistClassifier(_OwnSession):
             self._memo[key] = compute()
         return self._memo[key]
 
-    def feature_stats(self, images):
-        """feature_stats of the digits' features, remembered by content: for reference sets, which recur."""
-        return self.remember(('stats', content_key(images)), lambda: feature_stats(self.run(images).features))
-
 
 
 def content_key(array):
@@ -319,39 +367,58 @@ def ensure_mnist_classifier(data_dir, steps=3000, batch_size=128, seed=0, log=pr
     return MnistClassifier(folder)
 
 
+MnistReference = collections.namedtuple('MnistReference', 'test_images test_labels floor_images floor_labels')
+
+
 def mnist_reference_sets(data_dir, floor_size=10000, seed=0):
-    """(test digits, a random sample of floor_size training digits), uint8 [N, 28, 28, 1], for mnist_scores."""
+    """MnistReference: the test digits, and a seeded sample of floor_size training digits (the real data
+    every score is also computed for, as its floor); uint8 images [N, 28, 28, 1] and labels [N]."""
     mnist = os.path.join(data_dir, 'mnist')
-    test_images, _ = load_mnist_part(mnist, 'test')
-    train_images, _ = load_mnist_part(mnist, 'train')
-    pick = np.random.RandomState(seed).choice(len(train_images), min(floor_size, len(train_images)), replace=False)
-    return test_images, train_images[np.sort(pick)]
+    test_images, test_labels = load_mnist_part(mnist, 'test')
+    train_images, train_labels = load_mnist_part(mnist, 'train')
+    pick = np.sort(np.random.RandomState(seed).choice(len(train_images), min(floor_size, len(train_images)),
+                                                      replace=False))
+    return MnistReference(test_images, test_labels, train_images[pick], train_labels[pick])
 
 
-def mnist_scores(classifier, generated_u8, generated_labels, test_u8, train_u8_sample=None):
-    """Scores of generated digits by the MNIST classifier, as a dict:
+def mnist_scores(classifier, generated_u8, generated_labels, reference):
+    """Scores of generated digits by the MNIST classifier against an MnistReference, as a dict:
 
     label_accuracy: fraction of generated digits classified as the class they were generated for
         (None without generated_labels);
     fd: Frechet distance between the classifier features of the generated and of the test digits;
-    fd_floor: the same for real training digits (train_u8_sample) against the test digits, the value
-        a perfect generator would reach at that sample size (None without train_u8_sample);
-    n: number of generated digits.
+    fd_class: the mean over the ten classes of that distance within each class (None without
+        generated_labels): a generator that ignores its latents shows here first;
+    precision, recall: k-nearest-neighbour manifold precision and recall against the test digits;
+    each with a `_floor`: the same score of the real training sample, what a perfect generator reaches
+        at that sample size; n: number of generated digits.
     Digits are uint8 in [0, 255] or floats in [0, 1]. Use thousands of them: with fewer than the
     1,024 feature dimensions the covariance is singular and fd grows.
     """
     generated = classifier.run(generated_u8)
-    label_accuracy = None
+    test = classifier.remember(('features', content_key(reference.test_images)),
+                               lambda: classifier.run(reference.test_images).features)
+    scores = _feature_scores(generated.features, generated_labels, test, reference.test_labels)
+    scores['label_accuracy'] = None
     if generated_labels is not None:
-        label_accuracy = float(np.mean(np.argmax(generated.logits, 1) == np.asarray(generated_labels)))
-    test_stats = classifier.feature_stats(test_u8)
-    fd = frechet_distance(*(feature_stats(generated.features) + test_stats))
-    fd_floor = None
-    if train_u8_sample is not None:  # the same at every evaluation: computed once per classifier
-        fd_floor = classifier.remember(
-            ('fd_floor', content_key(train_u8_sample), content_key(test_u8)),
-            lambda: frechet_distance(*(classifier.feature_stats(train_u8_sample) + test_stats)))
-    return {'label_accuracy': label_accuracy, 'fd': fd, 'fd_floor': fd_floor, 'n': len(generated.features)}
+        scores['label_accuracy'] = float(np.mean(np.argmax(generated.logits, 1) == np.asarray(generated_labels)))
+    floor = classifier.remember(  # the same at every evaluation: computed once per classifier
+        ('floor', content_key(reference.floor_images), content_key(reference.test_images)),
+        lambda: _feature_scores(classifier.run(reference.floor_images).features, reference.floor_labels, test,
+                                reference.test_labels))
+    scores.update((name + '_floor', value) for name, value in floor.items())
+    scores['n'] = len(generated.features)
+    return scores
+
+
+def _feature_scores(features, labels, test_features, test_labels):
+    """fd, fd_class (None without labels), precision and recall of features against the test features."""
+    precision, recall = precision_recall(test_features, features)
+    fd_class = None
+    if labels is not None:
+        fd_class = per_class_frechet_distance(features, labels, test_features, test_labels)[0]
+    fd = frechet_distance(*(feature_stats(features) + feature_stats(test_features)))
+    return {'fd': fd, 'fd_class': fd_class, 'precision': precision, 'recall': recall}
 
 
 # ---- Inception FID and KID for RGB data sets ------------------------------------------------------------
@@ -469,11 +536,21 @@ def reference_stats(extractor, images, cache_path, max_images=50000, kid_images=
 
 
 def fid_and_kid(extractor, generated_u8, reference, kid_subsets=100, kid_subset_size=1000, seed=0):
-    """FID and KID of generated uint8 images against ReferenceStats, as a dict: fid, kid, kid_std, n."""
+    """FID, KID, precision and recall of generated uint8 images against ReferenceStats, as a dict: fid, kid,
+    kid_std, precision, recall, their real-data floors, n.
+
+    Precision and recall compare as many generated images as half the kept reference features hold
+    against that half; their floors compare the two halves, real against real at the same size.
+    """
     features = extractor.features(generated_u8)
     fid = frechet_distance(*(feature_stats(features) + (reference.mu, reference.sigma)))
     kid, kid_std = kernel_inception_distance(features, reference.kid_features, kid_subsets, kid_subset_size, seed)
-    return {'fid': fid, 'kid': kid, 'kid_std': kid_std, 'n': len(features)}
+    half = len(reference.kid_features) // 2
+    first, second = reference.kid_features[:half], reference.kid_features[half:2 * half]
+    precision, recall = precision_recall(first, features[:half])
+    precision_floor, recall_floor = precision_recall(first, second)
+    return {'fid': fid, 'kid': kid, 'kid_std': kid_std, 'precision': precision, 'recall': recall,
+            'precision_floor': precision_floor, 'recall_floor': recall_floor, 'n': len(features)}
 
 
 # ---- the run's metrics log ------------------------------------------------------------------------------

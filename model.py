@@ -137,40 +137,66 @@ def build_model(real, y, z, cfg):
 
 
 # ---- step 2: losses ------------------------------------------------------------------------------------
-GANLoss = collections.namedtuple('GANLoss', 'd_loss d_loss_real d_loss_fake g_loss')
+GANLoss = collections.namedtuple('GANLoss', 'd_loss d_loss_real d_loss_fake g_loss r1_penalty')
 
 
-def _xent(logits, label):
-    targets = tf.ones_like(logits) if label else tf.zeros_like(logits)
+def _xent(logits, target):
+    """Mean sigmoid cross-entropy of logits against a constant target probability."""
+    targets = tf.ones_like(logits) if target else tf.zeros_like(logits)
+    if 0 < target < 1:
+        targets *= target
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(logits=logits, labels=targets))
 
 
 def generator_loss(fake_logits):
     """Non-saturating generator loss: -log D(G(z))."""
-    return _xent(fake_logits, 1)
+    return _xent(fake_logits, 1.0)
 
 
-def build_losses(model):
-    """Sigmoid cross-entropy losses of the reference: d_loss = real + fake, non-saturating g_loss."""
-    d_loss_real = _xent(model.real_logits, 1)
-    d_loss_fake = _xent(model.fake_logits, 0)
-    return GANLoss(d_loss_real + d_loss_fake, d_loss_real, d_loss_fake, generator_loss(model.fake_logits))
+def r1_penalty(real, real_logits):
+    """Mean squared norm of D's gradient at the real images, E ||grad_x D(x)||^2 (Mescheder et al. 2018),
+    in float32 whatever the compute precision."""
+    gradient = tf.cast(tf.gradients(tf.reduce_sum(real_logits), [real])[0], tf.float32)
+    return tf.reduce_mean(tf.reduce_sum(tf.square(gradient), axis=list(range(1, real.shape.ndims))))
+
+
+def build_losses(model, label_smoothing=0.0, r1_gamma=0.0):
+    """Sigmoid cross-entropy losses of the reference: d_loss = real + fake, non-saturating g_loss.
+
+    label_smoothing > 0 makes D's target for real images 1 - label_smoothing (one-sided, Salimans et al.
+    2016); r1_gamma > 0 adds r1_gamma / 2 times the R1 gradient penalty on real images to d_loss.
+    """
+    d_loss_real = _xent(model.real_logits, 1.0 - label_smoothing)
+    d_loss_fake = _xent(model.fake_logits, 0.0)
+    d_loss = d_loss_real + d_loss_fake
+    penalty = None
+    if r1_gamma:
+        penalty = r1_penalty(model.real, model.real_logits)
+        d_loss += 0.5 * r1_gamma * penalty
+    return GANLoss(d_loss, d_loss_real, d_loss_fake, generator_loss(model.fake_logits), penalty)
 
 
 # ---- step 3: train ops ---------------------------------------------------------------------------------
 TrainHParams = collections.namedtuple('TrainHParams', [
     'd_learning_rate', 'g_learning_rate',  # equal in the reference; two time scales (TTUR) when not
-    'beta1',
+    'beta1', 'beta2',  # Adam's moment decays (0.5 and Adam's default 0.999 in the reference)
     'g_steps',  # generator updates per discriminator update (2 in the reference)
     'ema_decay',  # decay of the moving average of the generator's weights; 0: none
+    'ema_start',  # step from which the average runs; before it the average follows the weights
+    'label_smoothing',  # one-sided: D's target for real images is 1 - this; 0: none
+    'r1_gamma',  # weight of the R1 gradient penalty on real images; 0: none
+    'decay_start', 'decay_end',  # both learning rates fall linearly to 0 from step decay_start to decay_end
 ])
 
 
 def train_hparams(learning_rate=0.0002, beta1=0.5, g_steps=2, d_learning_rate=None, g_learning_rate=None,
-                  ema_decay=0.0):
-    """TrainHParams with the reference's defaults; per-network learning rates default to learning_rate."""
-    return TrainHParams(d_learning_rate or learning_rate, g_learning_rate or learning_rate, beta1, g_steps,
-                        ema_decay)
+                  ema_decay=0.0, beta2=0.999, ema_start=0, label_smoothing=0.0, r1_gamma=0.0, decay_start=0,
+                  decay_end=0):
+    """TrainHParams with the reference's defaults; per-network learning rates default to learning_rate.
+    decay_end <= decay_start: constant learning rates."""
+    return TrainHParams(d_learning_rate or learning_rate, g_learning_rate or learning_rate, beta1, beta2, g_steps,
+                        ema_decay, ema_start, label_smoothing, r1_gamma, decay_start, decay_end)
+
 
 GANTrainOps = collections.namedtuple('GANTrainOps', [
     'step',  # one training step: the D update, g_steps G updates, the weight average, global_step + 1
@@ -179,8 +205,14 @@ GANTrainOps = collections.namedtuple('GANTrainOps', [
 ])
 
 
+def learning_rate_factor(step, decay_start, decay_end):
+    """1 until decay_start, then falling linearly to 0 at decay_end (a tensor of the step), decay_end > decay_start."""
+    progress = (tf.cast(step, tf.float32) - decay_start) / float(decay_end - decay_start)
+    return 1.0 - tf.clip_by_value(progress, 0.0, 1.0)
+
+
 def _adam(learning_rate, hparams, name):
-    return tf.train.AdamOptimizer(learning_rate, beta1=hparams.beta1, name=name)
+    return tf.train.AdamOptimizer(learning_rate, beta1=hparams.beta1, beta2=hparams.beta2, name=name)
 
 
 def _update(optimizer, loss, var_list, bn_updates):
@@ -198,12 +230,15 @@ def build_train_ops(real, y, z, cfg, hparams, wrap_optimizer=None):
     """
     wrap_optimizer = wrap_optimizer or (lambda optimizer: optimizer)
     global_step = tf.train.get_or_create_global_step()
-    d_optimizer = wrap_optimizer(_adam(hparams.d_learning_rate, hparams, 'd_adam'))
-    g_optimizer = wrap_optimizer(_adam(hparams.g_learning_rate, hparams, 'g_adam'))
+    factor = 1.0
+    if hparams.decay_end > hparams.decay_start:
+        factor = learning_rate_factor(global_step, hparams.decay_start, hparams.decay_end)
+    d_optimizer = wrap_optimizer(_adam(hparams.d_learning_rate * factor, hparams, 'd_adam'))
+    g_optimizer = wrap_optimizer(_adam(hparams.g_learning_rate * factor, hparams, 'g_adam'))
 
     with tf.name_scope('d_update') as scope:
         model = build_model(real, y, z, cfg)
-        loss = build_losses(model)
+        loss = build_losses(model, hparams.label_smoothing, hparams.r1_gamma)
         d_bn = tf.get_collection(tf.GraphKeys.UPDATE_OPS, scope + DISCRIMINATOR_SCOPE)
         previous = _update(d_optimizer, loss.d_loss, network_variables(DISCRIMINATOR_SCOPE), d_bn)
         g_bn = tf.get_collection(tf.GraphKeys.UPDATE_OPS, scope + GENERATOR_SCOPE)
@@ -220,8 +255,10 @@ def build_train_ops(real, y, z, cfg, hparams, wrap_optimizer=None):
     if hparams.ema_decay:
         pairs = [(v, ema_shadow(v)) for v in network_variables(GENERATOR_SCOPE)]  # created outside the deps
         with tf.control_dependencies([previous]), tf.name_scope('g_average'):
-            previous = tf.group(*[tf.assign_sub(shadow, (shadow - v) * (1.0 - hparams.ema_decay))
-                                  for v, shadow in pairs])
+            decay = hparams.ema_decay
+            if hparams.ema_start:  # before it the average follows the weights, so it starts from them
+                decay = tf.where(global_step < hparams.ema_start, 0.0, decay)
+            previous = tf.group(*[tf.assign_sub(shadow, (shadow - v) * (1.0 - decay)) for v, shadow in pairs])
 
     with tf.control_dependencies([previous]):
         step = tf.group(tf.assign_add(global_step, 1), name='train_step')

@@ -169,16 +169,20 @@ def test_classifier_outputs_and_its_own_graph(synthetic):
 
 @pytest.mark.slow
 def test_mnist_scores_tell_real_digits_from_noise(synthetic):
-    classifier, (test_images, _) = synthetic['classifier'], synthetic['test']
+    classifier, (test_images, test_labels) = synthetic['classifier'], synthetic['test']
     images, labels = synthetic['generated']
-    real = metrics.mnist_scores(classifier, images, labels, test_images, train_u8_sample=images)
+    reference = metrics.MnistReference(test_images, test_labels, images, labels)
+    real = metrics.mnist_scores(classifier, images, labels, reference)
     noise = (np.random.RandomState(0).rand(200, 28, 28, 1) * 255).astype(np.uint8)
-    fake = metrics.mnist_scores(classifier, noise, None, test_images, train_u8_sample=images)
+    fake = metrics.mnist_scores(classifier, noise, None, reference)
     assert real['n'] == fake['n'] == 200
-    assert real['label_accuracy'] > 0.9 and fake['label_accuracy'] is None
+    assert real['label_accuracy'] > 0.9 and fake['label_accuracy'] is None and fake['fd_class'] is None
     assert np.mean(classifier.predict(noise) == labels) < 0.3
-    assert real['fd'] == pytest.approx(real['fd_floor'])  # the same digits as the floor's sample
-    assert fake['fd'] > 5 * real['fd'] and fake['fd_floor'] == real['fd_floor']  # the floor is remembered
+    for name in ('fd', 'fd_class', 'precision', 'recall'):  # the same digits as the floor's sample
+        assert real[name] == pytest.approx(real[name + '_floor'])
+        assert fake[name + '_floor'] == real[name + '_floor']  # the floor is remembered
+    assert fake['fd'] > 5 * real['fd']
+    assert fake['precision'] < 0.5 * real['precision'] and fake['recall'] < 0.5 * real['recall']
 
 
 # ---- Inception features through a stand-in graph ---------------------------------------------------
@@ -267,8 +271,13 @@ def test_reference_stats_are_cached_and_fid_and_kid_rank_samples(fake_inception,
                                 kid_subsets=10, kid_subset_size=30)
     brighter = metrics.fid_and_kid(extractor, rng.randint(100, 256, (40, 12, 12, 3)).astype(np.uint8), reference,
                                    kid_subsets=10, kid_subset_size=30)
-    assert set(alike) == {'fid', 'kid', 'kid_std', 'n'} and alike['n'] == 40
+    assert set(alike) == {'fid', 'kid', 'kid_std', 'precision', 'recall', 'precision_floor', 'recall_floor',
+                          'n'} and alike['n'] == 40
     assert brighter['fid'] > 10 * alike['fid'] and brighter['kid'] > 10 * abs(alike['kid'])
+    half = reference.kid_features[:20]  # the floor: the first half of the kept features against the second
+    assert (alike['precision_floor'], alike['recall_floor']) == metrics.precision_recall(
+        half, reference.kid_features[20:40])
+    assert brighter['precision'] < alike['precision'] and brighter['recall'] < alike['recall']
 
 
 # ---- the metrics log ----------------------------------------------------------------------------------

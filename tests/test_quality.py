@@ -15,22 +15,43 @@ import quality  # noqa: E402
 @pytest.mark.parametrize('name', sorted(quality.SETTINGS))
 @pytest.mark.parametrize('mode', [('--train', '--epoch', '5'), ('--evaluate', '--eval_samples', '100')])
 def test_every_setting_is_a_valid_main_command(name, mode):
-    command = quality.main_command('/data', '/out', name, quality.SETTINGS[name], *mode)
+    command = quality.main_command('/data', '/out', name, quality.SETTINGS[name], 2, *mode)
     assert command[1] == os.path.join(REPO, 'main.py')
     flags = main.build_parser().parse_args(command[2:])
     main.apply_defaults(flags)
     main.validate_numbers(flags)  # raises main.UsageError on a flag main.py would refuse
-    assert (flags.dataset, flags.out_name, flags.output_height) == ('mnist', 'quality_' + name, 28)
+    assert (flags.dataset, flags.out_name, flags.output_height, flags.seed) == ('mnist', 'quality_%s_s2' % name, 28, 2)
     for flag, value in zip(quality.SETTINGS[name][::2], quality.SETTINGS[name][1::2]):
         assert str(getattr(flags, flag.lstrip('-'))) == value
 
 
-def test_table_lists_each_setting_with_its_flags_and_scores():
-    record = {'fd': 12.3456, 'fd_floor': 4.4151, 'label_accuracy': 0.98765}
-    text = quality.table([('reference', [], record), ('bf16', quality.SETTINGS['bf16'], record)], 5)
+def record(fd, fd_class, recall, accuracy):
+    return {'fd': fd, 'fd_floor': 4.0, 'fd_class': fd_class, 'fd_class_floor': 10.0, 'precision': 0.8,
+            'precision_floor': 0.75, 'recall': recall, 'recall_floor': 0.7, 'label_accuracy': accuracy}
+
+
+def test_summary_is_the_mean_and_spread_over_seeds():
+    summary = quality.summarize([record(9.0, 30.0, 0.5, 0.99), record(11.0, 32.0, 0.7, 0.97)])
+    assert summary['fd'] == (10.0, 1.0) and summary['fd_class'] == (31.0, 1.0)
+    assert summary['recall'][0] == pytest.approx(0.6) and summary['label_accuracy'][0] == pytest.approx(0.98)
+    assert summary['fd_floor'] == 4.0 and summary['recall_floor'] == 0.7
+
+
+@pytest.mark.parametrize('scores, met', [((10.0, 30.0, 0.56, 0.99), True),  # every limit reached exactly
+                                         ((10.1, 30.0, 0.56, 0.99), False), ((10.0, 30.1, 0.56, 0.99), False),
+                                         ((10.0, 30.0, 0.55, 0.99), False), ((10.0, 30.0, 0.56, 0.989), False)])
+def test_the_bar(scores, met):
+    assert quality.meets_bar(quality.summarize([record(*scores)])) == met
+
+
+def test_table_lists_each_setting_with_its_flags_scores_ratios_and_floors():
+    summary = quality.summarize([record(9.0, 30.0, 0.5, 0.99), record(11.0, 32.0, 0.7, 0.97)])
+    text = quality.table([('reference', [], 2, summary), ('bf16', quality.SETTINGS['bf16'], 2, summary)], 5)
     lines = text.splitlines()
-    assert lines[2] == '| reference | `(defaults)` | 5 | 12.346 | 4.415 | 98.77% |'
-    assert lines[3] == '| bf16 | `--precision_mode allow_mix_precision` | 5 | 12.346 | 4.415 | 98.77% |'
+    assert lines[2] == ('| reference | `(defaults)` | 5 | 2 | 10.000 +- 1.000 (2.50x) | 31.000 +- 1.000 (3.10x) | '
+                        '0.800 +- 0.000 | 0.600 +- 0.100 (0.86x) | 98.00% | not met |')
+    assert lines[3].startswith('| bf16 | `--precision_mode allow_mix_precision` | 5 | 2 |')
+    assert lines[4] == '| real data (floor) | | | | 4.000 | 10.000 | 0.750 | 0.700 | | |'
 
 
 def test_last_record_skips_an_unfinished_line(tmp_path):
