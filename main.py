@@ -471,7 +471,7 @@ def diverged_message(flags, d_loss, g_loss, step, checkpoints):
              if checkpoints.last_saved else
              'no checkpoint was written before it: run the same command with a lower --learning_rate (now %g) to '
              'start again' % rate)
-    return ('losses became non-finite at step %d (d_loss %s, g_loss %s), so these weights were not saved; %s.'
+    return ('losses became non-finite at step %d (d_loss %.4g, g_loss %.4g), so these weights were not saved; %s.'
             % (step, d_loss, g_loss, where))
 
 

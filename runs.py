@@ -32,6 +32,11 @@ class CheckpointMismatch(CheckpointError, ValueError):
     """The checkpoint belongs to another model (other output size, z_dim, channels or data set)."""
 
 
+class NotFinite(RunError):
+    """The weights hold NaN or inf: they are not saved, the last finite checkpoint is kept."""
+    exit_status = 1
+
+
 class DiskFull(RunError):
     """A checkpoint could not be written for lack of space; the newest complete one is kept."""
     exit_status = 1
@@ -293,11 +298,23 @@ def _move_damaged(prefix):
     return folder
 
 
+PLAIN_REASONS = {  # TensorFlow's errors on reading a damaged checkpoint, in words
+    'OutOfRangeError': 'a file is shorter than its index says',
+    'DataLossError': 'its contents fail their checksum or format check',
+    'NotFoundError': 'one of its files is missing',
+}
+
+
 def error_reason(error):
-    """A short reason from a TensorFlow error: its class and the first line of its message."""
+    """A short reason for a failed read or write: plain words for the usual TensorFlow errors, else the
+    first informative line of the message."""
+    name = type(error).__name__
+    if name in PLAIN_REASONS:
+        return PLAIN_REASONS[name]
     message = getattr(error, 'message', None) or str(error)
-    first = message.strip().splitlines()[0] if message.strip() else ''
-    return '%s: %s' % (type(error).__name__, first[:120].rstrip('.'))
+    lines = [line.strip() for line in message.splitlines()
+             if line.strip() and not line.strip().startswith(('Graph execution error', 'Detected at node', 'File '))]
+    return (lines[0] if lines else name)[:160].rstrip('.')
 
 
 def restore_newest(sess, checkpoint_dir, var_list=None, move_damaged=False, log=print):
@@ -421,6 +438,8 @@ class CheckpointKeeper(object):
             self.last_saved = (step_from_path(self.kept[-1]), self.kept[-1])
         var_list = tf.global_variables() if var_list is None else var_list
         self.var_bytes = sum(int(np.prod(v.get_shape().as_list())) * v.dtype.base_dtype.size for v in var_list)
+        floats = [v for v in var_list if v.dtype.base_dtype.is_floating]
+        self.all_finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.is_finite(v)) for v in floats])) if floats else None
 
     def resumed(self, prefix, step):
         """The checkpoint training resumed from: the last finite one, until the next save."""
@@ -429,7 +448,7 @@ class CheckpointKeeper(object):
 
     def kept_sentence(self):
         if self.last_saved is None:
-            return 'no checkpoint was written yet, so the run would start at step 0'
+            return 'no checkpoint was written yet'
         return 'the checkpoint at step %d (%s) is kept' % (self.last_saved[0], self.last_saved[1])
 
     def needed_bytes(self):
@@ -444,9 +463,13 @@ class CheckpointKeeper(object):
                         % (self.checkpoint_dir, detail, step, self.kept_sentence()))
 
     def save(self, sess, step):
-        """Saves the variables at step (once per step); returns the checkpoint's prefix."""
+        """Saves the variables at step (once per step) if they are all finite; returns the checkpoint's prefix."""
         if self.last_saved and self.last_saved[0] == step and os.path.exists(self.last_saved[1] + '.index'):
             return self.last_saved[1]
+        if self.all_finite is not None and not sess.run(self.all_finite):
+            advice = 'resume from it' if self.last_saved else 'start again'
+            raise NotFinite('the weights became non-finite (NaN or inf) by step %d, so they were not saved; %s: run '
+                            'the same command with a lower --learning_rate to %s.' % (step, self.kept_sentence(), advice))
         needed, free = self.needed_bytes(), free_bytes(self.checkpoint_dir)
         if free < needed:
             raise self._disk_full(step, '%.1f MB free, a checkpoint needs %.1f MB' % (free / 1e6, needed / 1e6))
