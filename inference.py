@@ -1,6 +1,7 @@
 """Post-training modes of a trained run: --visualize (options 0-4), --generate N, --export, --freeze."""
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -17,8 +18,13 @@ def run_config(run_dir, flags):
     path = os.path.join(run_dir, runs.CONFIG_FILE)
     saved = {}
     if os.path.isfile(path):
-        with open(path) as f:
-            saved = json.load(f)
+        try:
+            with open(path) as f:
+                saved = json.load(f)
+        except (OSError, ValueError):  # damaged: the flags decide, as for a run without config.json
+            print('warning: %s is not readable JSON; using the flags of this command.' % path, file=sys.stderr)
+        if not isinstance(saved, dict):
+            saved = {}
     channels = saved.get('channels') or flags.c_dim or (1 if flags.dataset == 'mnist' else 3)
     cfg = model.net_config(flags.output_height, flags.output_width, channels, flags.z_dim,
                            10 if flags.dataset == 'mnist' else 0)
@@ -36,9 +42,11 @@ def run_modes(flags, run_dir, device, precision):
             image = tf.placeholder(tf.float32, [None, cfg.output_height, cfg.output_width, cfg.c_dim])
             label = tf.placeholder(tf.float32, [None, cfg.y_dim]) if cfg.y_dim else None
             model.discriminator(image, label, cfg, training=False)
-    checkpoint = runs.latest_checkpoint(os.path.join(run_dir, flags.checkpoint_dir))
     with devices.make_session(device, devices.session_config(device, precision)) as sess:
-        missing = runs.restore(sess, checkpoint)
+        checkpoint, missing = runs.restore_newest(sess, os.path.join(run_dir, flags.checkpoint_dir))
+        if checkpoint is None:
+            raise runs.CheckpointError('no checkpoint in %s: train first with the same flags plus --train.'
+                                       % os.path.join(run_dir, flags.checkpoint_dir))
         if 'global_step' in missing:
             sess.run(global_step.assign(runs.step_from_path(checkpoint)))
         step = int(sess.run(global_step))
@@ -105,13 +113,19 @@ def generate(generator, n, batch_size, z_dist, out_dir, rng):
     z = utils.latents(rng, n, generator.cfg.z_dim, z_dist)
     labels = generator.labels_for(n)
     images = generator(z, labels, batch_size)
+    names = set()
     for i, image in enumerate(images):
+        names.add('gen_%05d.png' % i)
         utils.save_image(os.path.join(out_dir, 'gen_%05d.png' % i), image)
     arrays = {'images': images}
     if labels is not None:
         arrays['labels'] = labels.astype(np.uint8)
     np.savez_compressed(os.path.join(out_dir, 'generated.npz'), **arrays)
-    print('wrote %d images and generated.npz to %s' % (n, out_dir))
+    stale = [name for name in os.listdir(out_dir) if re.match(r'^gen_\d{5,}\.png$', name) and name not in names]
+    for name in stale:  # left by an earlier, larger --generate: the folder matches its npz
+        os.remove(os.path.join(out_dir, name))
+    print('wrote %d images and generated.npz to %s%s' % (n, out_dir, ' (removed %d images of an earlier --generate)'
+                                                         % len(stale) if stale else ''))
 
 
 def _sweep(rng, n, z_dim, z_dist, dim, base=None):
@@ -151,6 +165,7 @@ def visualize(generator, option, batch_size, z_dist, out_dir, rng):
         path = os.path.join(out_dir, 'gif_merged.gif')
         utils.save_gif(path, frames, duration=0.08)
         written.append(path)
+    written = sorted(set(written))  # option 2 may draw a dimension twice: one file
     print('visualize option %d: wrote %d file%s to %s' % (option, len(written), '' if len(written) == 1 else 's',
                                                          out_dir))
 

@@ -76,7 +76,11 @@ def build_parser():
                    help='run folder name under out_dir; empty: derived from data set and model settings')
     p.add_argument('--checkpoint_dir', default='checkpoint', help='checkpoint sub-folder of the run folder')
     p.add_argument('--sample_dir', default='samples', help='sample-grid sub-folder of the run folder')
-    switch('train', 'train (resuming the run if it has a checkpoint); without it, load the run for the modes below')
+    switch('train', 'train (resuming the run if it has a checkpoint); without it, load the run for the modes below. '
+                    'Training and the post-training modes (--generate, --visualize, --evaluate, --export, --freeze) '
+                    'are separate commands: run those after training, without --train')
+    switch('restart', 'with --train: move the run\'s checkpoints aside to <checkpoint_dir>.old-<n>/ and start again at '
+                      'step 0 (without it a run folder that holds checkpoints always resumes)')
     switch('crop', 'centre-crop input_height x input_width from each image, then resize to the output size; '
                    'without it the whole image is resized')
     switch('visualize', 'write visualisations (--visualize_option) of the trained generator')
@@ -174,10 +178,19 @@ def apply_defaults(flags):
     flags.device = flags.device.lower()
 
 
+MAX_SEED = 2 ** 32 - 1  # numpy's RandomState takes seeds below 2**32
+MAX_TRAIN_STEPS = 10 ** 9
+MAX_Z_DIM = 65536
+POST_TRAINING_MODES = ('generate', 'visualize', 'evaluate', 'export', 'freeze')
+
+
 def validate_numbers(flags):
     from devices import DEVICES
     from npu import PRECISION_MODES
     from utils import Z_DISTS
+    for name, value in sorted(vars(flags).items()):  # argparse's float() takes inf and nan
+        if isinstance(value, float) and name != 'train_size' and not math.isfinite(value):
+            raise UsageError('--%s must be a finite number, got %s.' % (name, value))
     positive = ('epoch', 'batch_size', 'input_height', 'input_width', 'output_height', 'output_width',
                 'z_dim', 'g_steps', 'sample_freq', 'ckpt_freq', 'max_to_keep', 'iterations_per_loop',
                 'eval_classifier_steps')
@@ -201,6 +214,19 @@ def validate_numbers(flags):
             raise UsageError('--%s must not be negative, got %s.' % (name, getattr(flags, name)))
     if flags.train_size < 1:
         raise UsageError('--train_size must be at least 1 (or inf), got %s.' % flags.train_size)
+    if flags.seed > MAX_SEED:
+        raise UsageError('--seed must be at most %d (2**32-1), got %d.' % (MAX_SEED, flags.seed))
+    if flags.train_steps > MAX_TRAIN_STEPS:
+        raise UsageError('--train_steps must be at most %d, got %d.' % (MAX_TRAIN_STEPS, flags.train_steps))
+    z_limit = max_z_dim(flags)
+    if flags.z_dim > z_limit:
+        raise UsageError('--z_dim must be at most %d for this model on this machine (the paper uses 100), got %d.'
+                         % (z_limit, flags.z_dim))
+    if flags.out_name:
+        parts = os.path.normpath(flags.out_name).replace('\\', '/').split('/')
+        if os.path.isabs(flags.out_name) or '..' in parts or parts == ['.']:
+            raise UsageError('--out_name %r must name a folder inside --out_dir (no absolute path, no "..").'
+                             % flags.out_name)
     if flags.z_dist not in Z_DISTS:
         raise UsageError('unknown --z_dist %r: use one of %s.' % (flags.z_dist, ', '.join(Z_DISTS)))
     if flags.visualize_option not in range(5):
@@ -226,8 +252,29 @@ def validate_numbers(flags):
     modes = [m for m in ('train', 'prepare') if getattr(flags, m)]
     if len(modes) > 1:
         raise UsageError('--train and --prepare are separate steps: run --prepare first, then --train.')
+    post = [m for m in POST_TRAINING_MODES if getattr(flags, m)]
+    if modes and post:
+        raise UsageError('--%s and --%s are separate steps: %s first, then run the same flags with --%s instead of '
+                         '--%s.' % (modes[0], post[0], 'train' if modes[0] == 'train' else 'prepare and train',
+                                    post[0], modes[0]))
+    if flags.restart and not flags.train:
+        raise UsageError('--restart starts a training run again: add --train.')
     if flags.init_checkpoint and not flags.train:
         raise UsageError('--init_checkpoint starts a training run: add --train.')
+
+
+def max_z_dim(flags):
+    """The largest --z_dim whose generator input layer, with its gradient and two Adam slots (4 x float32
+    per weight), takes at most half of this machine's memory; never above MAX_Z_DIM."""
+    if flags.dataset == 'mnist':
+        units = 1024  # the conditional generator's first fully connected layer
+    else:
+        units = 512 * int(math.ceil(flags.output_height / 16.0)) * int(math.ceil(flags.output_width / 16.0))
+    try:
+        memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (AttributeError, ValueError, OSError):
+        memory = 16 << 30
+    return int(max(1, min(MAX_Z_DIM, memory // 2 // (units * 16))))
 
 
 def data_hint(flags):
@@ -363,16 +410,20 @@ def train(flags, dataset, run_dir, device, precision, ranks=None):
         format(model.count_parameters(model.GENERATOR_SCOPE), ','),
         format(model.count_parameters(model.DISCRIMINATOR_SCOPE), ',')))
 
-    subdir = runs.subdir if ranks.is_chief else os.path.join  # rank 0 alone writes into the run folder
-    checkpoint_dir = subdir(run_dir, flags.checkpoint_dir)
-    sample_dir = subdir(run_dir, flags.sample_dir)
+    if ranks.is_chief:
+        checkpoint_dir = prepare_checkpoint_dir(run_dir, flags)
+        sample_dir = runs.subdir(run_dir, flags.sample_dir)
+    else:  # rank 0 alone writes into the run folder
+        checkpoint_dir = os.path.join(run_dir, flags.checkpoint_dir)
+        sample_dir = os.path.join(run_dir, flags.sample_dir)
     checkpoint_prefix = os.path.join(checkpoint_dir, 'model.b%d' % batch)
+    checkpoints = runs.CheckpointKeeper(saver, checkpoint_dir, checkpoint_prefix, flags.max_to_keep)
     config = ranks.session_config(devices.session_config(device, precision, npu_options(flags, run_dir)))
     sess = devices.make_session(device, config, ranks.session_target(config))
     with sess:
         # ---- start or resume
         if ranks.is_chief:
-            step = start_or_resume(sess, saver, train_ops.global_step, checkpoint_dir, flags.init_checkpoint)
+            step = start_or_resume(sess, checkpoints, train_ops.global_step, flags.init_checkpoint)
         else:
             sess.run(tf.global_variables_initializer())
         if broadcast is not None:  # every rank continues from rank 0's variables and step
@@ -394,7 +445,7 @@ def train(flags, dataset, run_dir, device, precision, ranks=None):
                             inference.Generator(sess, sampler, cfg), writer) if evaluator else None
 
         def save_checkpoint(at_step):
-            saver.save(sess, checkpoint_prefix, global_step=at_step)
+            checkpoints.save(sess, at_step)
 
         if not ranks.is_chief:
             save_checkpoint = Unwritten().save  # noqa: F811  (rank 0 alone saves)
@@ -420,9 +471,7 @@ def train(flags, dataset, run_dir, device, precision, ranks=None):
             if want_summary:
                 writer.add_summary(results[2], step)
             if not (np.isfinite(d_loss) and np.isfinite(g_loss)) and precision.compute == 'float32':
-                save_checkpoint(step)
-                raise TrainingDiverged('losses became %s at step %d; checkpoint saved. Lower --learning_rate '
-                                       'or restart from an earlier run.' % ((d_loss, g_loss), step))
+                raise TrainingDiverged(diverged_message(flags, d_loss, g_loss, step, checkpoints))
             if crossed(step, steps_per_run, flags.sample_freq):
                 grids.save(step)
             if crossed(step, steps_per_run, flags.ckpt_freq):
@@ -458,17 +507,50 @@ def train(flags, dataset, run_dir, device, precision, ranks=None):
         return 0
 
 
-def start_or_resume(sess, saver, global_step, checkpoint_dir, init_checkpoint):
-    """Restores the run's newest checkpoint (resume), else --init_checkpoint (a new run from its
-    weights, step 0), else initialises; returns the global step to continue from."""
+def prepare_checkpoint_dir(run_dir, flags):
+    """The run's checkpoint folder, rid of the temporary files of failed or killed saves; with --restart
+    the earlier checkpoints are first moved aside (never deleted)."""
+    import runs
+    checkpoint_dir = os.path.join(run_dir, flags.checkpoint_dir)
+    freed = runs.clean_temp_files(checkpoint_dir)
+    if freed:
+        print('removed %.1f MB of temporary files left by an interrupted save in %s.' % (freed / 1e6, checkpoint_dir))
+    if flags.restart:
+        moved = runs.move_aside(checkpoint_dir)
+        if moved:
+            print('--restart: moved the earlier checkpoints aside to %s; training starts again at step 0.' % moved)
+    return runs.subdir(run_dir, flags.checkpoint_dir)
+
+
+def diverged_message(flags, d_loss, g_loss, step, checkpoints):
+    """The sentence for non-finite losses: the weights are not saved, and where the run can go on from."""
+    rate = flags.d_learning_rate or flags.g_learning_rate or flags.learning_rate
+    where = ('the newest checkpoint, step %d (%s), holds finite weights: run the same command with a lower '
+             '--learning_rate (now %g) to resume from it' % (checkpoints.last_saved[0], checkpoints.last_saved[1], rate)
+             if checkpoints.last_saved else
+             'no checkpoint was written before it: run the same command with a lower --learning_rate (now %g) to '
+             'start again' % rate)
+    return ('losses became non-finite at step %d (d_loss %.4g, g_loss %.4g), so these weights were not saved; %s.'
+            % (step, d_loss, g_loss, where))
+
+
+def start_or_resume(sess, checkpoints, global_step, init_checkpoint):
+    """Restores the run's newest readable checkpoint (resume; found from the files, damaged ones skipped),
+    else --init_checkpoint (a new run from its weights, step 0), else initialises; returns the global step
+    to continue from."""
     from tf_compat import tf
     import runs
-    resume_from = runs.latest_checkpoint(checkpoint_dir)
+    resume_from, missing = runs.restore_newest(sess, checkpoints.checkpoint_dir, move_damaged=True)
     start_from = resume_from or init_checkpoint
     if not start_from:
         sess.run(tf.global_variables_initializer())
         return 0
-    missing = runs.restore(sess, start_from)
+    if not resume_from:
+        try:
+            missing = runs.restore(sess, start_from)
+        except tf.errors.OpError as error:
+            raise runs.CheckpointError('--init_checkpoint %s cannot be read (%s).'
+                                       % (start_from, runs.error_reason(error)))
     step = int(sess.run(global_step))
     if 'global_step' in missing:  # the reference kept its step only in the file name
         step = runs.step_from_path(start_from)
@@ -478,8 +560,8 @@ def start_or_resume(sess, saver, global_step, checkpoint_dir, init_checkpoint):
               % (len(missing), ', '.join(missing[:4])))
     if not resume_from:
         step = 0  # a foreign checkpoint's step belongs to another run
-    else:  # let max_to_keep also count the checkpoints of earlier sessions of this run
-        saver.recover_last_checkpoints(tf.train.get_checkpoint_state(checkpoint_dir).all_model_checkpoint_paths)
+    else:
+        checkpoints.resumed(resume_from, step)
     sess.run(global_step.assign(step))
     return step
 
@@ -537,7 +619,7 @@ class BestKeeper(object):
         import metrics
         self.sess, self.evaluator, self.run_dir, self.prefix = sess, evaluator, run_dir, prefix
         self.generator, self.writer = generator, writer
-        self.saver = tf.train.Saver(max_to_keep=1)
+        self.saver = tf.train.Saver(max_to_keep=1, save_relative_paths=True)  # the run folder stays movable
         scores = [evaluator.score(r) for r in metrics.read_metrics(run_dir)]
         scores = [s for s in scores if s is not None]
         self.best = min(scores) if scores else None
@@ -552,7 +634,7 @@ class BestKeeper(object):
         score = self.evaluator.score(record)
         if metrics.best_score_improved(self.best, score):
             self.best = score
-            path = self.saver.save(self.sess, self.prefix, global_step=step, latest_filename='checkpoint')
+            path = self.saver.save(self.sess, os.path.abspath(self.prefix), global_step=step, latest_filename='checkpoint')
             print('best %s so far (%.4f): saved %s' % (self.evaluator.score_name, score, path))
 
 
@@ -678,14 +760,15 @@ def main(argv=None):
             ranks = data_parallel_ranks(flags, device, dataset, run_dir)
         else:
             check_trained_run(flags, run_dir)
+        chief = not flags.train or ranks.is_chief  # ranks other than 0 write only to their stdout
+        if chief:
+            claim_run_folder(flags, run_dir)
     except UsageError as error:
         print('main.py: error: %s' % error, file=sys.stderr)
         return 2
 
-    chief = not flags.train or ranks.is_chief  # ranks other than 0 write only to their stdout
-    if chief:
-        os.makedirs(run_dir, exist_ok=True)
-    log_file = __import__('runs').tee_output(run_dir) if chief else sys.stdout
+    import runs
+    log_file = runs.tee_output(run_dir) if chief else sys.stdout
     try:
         print('run folder %s | device %s | precision %s%s | TensorFlow %s%s' % (
             run_dir, device, precision.compute, ' (%s)' % precision.note if precision.note else '',
@@ -693,14 +776,17 @@ def main(argv=None):
             ' | %s' % ranks.describe() if flags.train and ranks.distributed else ''))
         if flags.train:
             if chief:
-                __import__('runs').save_config(run_dir, dict(run_settings(flags, device, precision, run_dir,
-                                                                          dataset.channels), world_size=ranks.size))
+                runs.save_config(run_dir, dict(run_settings(flags, device, precision, run_dir, dataset.channels),
+                                               world_size=ranks.size))
             return train(flags, dataset, run_dir, device, precision, ranks)
         import inference
         return inference.run_modes(flags, run_dir, device, precision)
     except TrainingDiverged as error:
         print('main.py: error: %s' % error, file=sys.stderr)
         return 1
+    except runs.RunError as error:  # unreadable or mismatched checkpoints (2), a full disk (1)
+        print('main.py: error: %s' % error, file=sys.stderr)
+        return error.exit_status
     except UsageError as error:  # found once the run's log is open (e.g. FID without the Inception graph)
         print('main.py: error: %s' % error, file=sys.stderr)
         return 2
@@ -756,6 +842,21 @@ def resolve_checkpoint(path):
     if os.path.isdir(path):
         return latest_checkpoint(path) or ''
     return path if os.path.isfile(path + '.index') else ''
+
+
+def claim_run_folder(flags, run_dir):
+    """Before anything is written: the run folder (and for training its checkpoint folder) can be created
+    and written to, and no other process trains in it (a lock held until this process ends)."""
+    import runs
+    if os.path.exists(flags.out_dir) and not os.path.isdir(flags.out_dir):
+        raise UsageError('--out_dir %s is a file, not a folder.' % flags.out_dir)
+    try:
+        runs.check_writable(run_dir)
+        if flags.train:
+            runs.check_writable(os.path.join(run_dir, flags.checkpoint_dir), 'checkpoint folder')
+            runs.lock_run(run_dir)
+    except runs.RunError as error:
+        raise UsageError(str(error))
 
 
 def check_trained_run(flags, run_dir):
