@@ -16,7 +16,7 @@ import scipy.linalg
 from tf_compat import tf
 
 from data import MNIST_FILES, epoch_permutation, find_mnist_file, read_idx
-from ops import conv2d, linear
+from ops import conv2d, impl, linear
 
 # ---- Frechet distance and KID (numpy only) --------------------------------------------------------------
 FD_EPS = 1e-6  # added to both covariance diagonals when the square root of their product is not finite
@@ -165,8 +165,9 @@ ClassifierNet = collections.namedtuple('ClassifierNet', 'logits probabilities fe
 
 def mnist_classifier_net(images, dropout_rate=0.0):
     """Maps digits [N, 28, 28, 1] in [0, 1] to class logits [N, 10], probabilities and the penultimate
-    features [N, 1024] (ReLU outputs, before dropout); variables under CLASSIFIER_SCOPE."""
-    with tf.variable_scope(CLASSIFIER_SCOPE, reuse=tf.AUTO_REUSE):
+    features [N, 1024] (ReLU outputs, before dropout); variables under CLASSIFIER_SCOPE. Built with
+    TensorFlow's own ops whatever form the GAN's layers take (the CPU forms are for the GAN's shapes)."""
+    with tf.variable_scope(CLASSIFIER_SCOPE, reuse=tf.AUTO_REUSE), impl('ref'):
         h = images
         for i, filters in enumerate((32, 64)):  # N, 14, 14, 32 -> N, 7, 7, 64
             fan_in = 25 * int(h.get_shape()[-1])

@@ -305,3 +305,13 @@ def test_best_score_improved():
     assert metrics.best_score_improved(0.9, 0.95, lower_is_better=False)
     assert not metrics.best_score_improved(0.9, 0.85, lower_is_better=False)
     assert not metrics.best_score_improved(10.0, float('nan')) and not metrics.best_score_improved(None, None)
+
+
+def test_classifier_is_built_with_tensorflows_own_ops_whatever_form_the_gan_takes():
+    import ops
+    with tf.Graph().as_default() as graph, ops.impl('cpu'):  # as main.py leaves it on a CPU
+        net = metrics.mnist_classifier_net(tf.zeros([2, 28, 28, 1]))
+        tf.gradients(net.logits, tf.trainable_variables())
+        assert ops._impl == 'cpu'
+    types = set(op.type for op in graph.get_operations())
+    assert 'DepthToSpace' not in types and 'LeakyReluGrad' not in types
