@@ -20,10 +20,12 @@ import threading
 import time
 
 from tf_compat import tf
+from tensorflow.python.ops import gen_resource_variable_ops
 
 GROUP_KEY = 1  # one group: all ranks
 GRAPH_KEY = 20  # RunOptions.experimental.collective_graph_key of every run with collectives (> 0)
 DEFAULT_TIMEOUT = 300.0  # seconds a collective may wait for the other ranks
+ALL_ANSWER = "every rank's server still answers, so one of them hangs"
 PROBE_AFTER = 5.0  # seconds of waiting after which the watchdog checks that the other ranks' servers answer
 
 
@@ -126,6 +128,7 @@ class Context(object):
         self._server = None
         self._next_key = 1
         self._watch = None
+        self._progress, self._progress_ready = None, False  # steps this rank has started (see blame)
 
     @property
     def distributed(self):
@@ -286,6 +289,9 @@ class Context(object):
         0 evaluates), or the runtime reports a lost peer, on_failure gets a sentence naming the rank."""
         if not self.distributed:
             return sess.run(fetches, feed_dict)
+        if self._progress is not None and not self._progress_ready:
+            sess.run(self._progress.initializer)
+            self._progress_ready = True
         watch = self._watchdog()
         watch.begin(what, patient)
         try:
@@ -293,12 +299,13 @@ class Context(object):
         except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError,
                 tf.errors.CancelledError, tf.errors.InternalError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            watch.fail('%s failed on rank %d: %s (%s).' % (what, self.rank, self.blame(), first[:200]))
+            watch.fail('%s failed on rank %d: %s (%s).' % (what, self.rank, self.blame(True), first[:200]))
         finally:
             watch.end()
 
-    def blame(self):
-        """A phrase naming the ranks whose servers no longer answer, or saying that all still do."""
+    def blame(self, name_hung=False):
+        """A phrase naming the ranks whose servers no longer answer; when all answer, with name_hung, the
+        ranks that have not started the step this rank waits in (their step counters are behind)."""
         if self.engine != 'collective':
             return 'another rank stopped or hangs (HCCL names it in the device log)'
         lost = [rank for rank, address in enumerate(self.cluster.addresses)
@@ -306,7 +313,33 @@ class Context(object):
         if lost:
             return ' and '.join('rank %d (%s)' % (r, self.cluster.addresses[r]) for r in lost) + \
                 (' is' if len(lost) == 1 else ' are') + ' gone'
-        return 'every rank\'s server still answers, so one of them hangs'
+        behind = self.ranks_behind() if name_hung else []
+        if behind:
+            return ' and '.join('rank %d (%s)' % (r, self.cluster.addresses[r]) for r in behind) + \
+                (' hangs: its server answers but it has' if len(behind) == 1 else
+                 ' hang: their servers answer but they have') + ' not started this step'
+        return ALL_ANSWER
+
+    def ranks_behind(self):
+        """Ranks whose count of started steps is below this rank's, read from their servers (a rank whose
+        Python hangs still serves its variables); [] when that cannot be told."""
+        if self._progress is None or self._server is None:
+            return []
+        name = self._progress.handle.op.get_attr('shared_name')
+        graph = tf.Graph()
+        with graph.as_default():
+            reads = []
+            for job, index in self.cluster.jobs:
+                with tf.device('/job:%s/replica:0/task:%d/device:CPU:0' % (job, index)):
+                    handle = gen_resource_variable_ops.var_handle_op(tf.int64, [], shared_name=name)
+                    reads.append(gen_resource_variable_ops.read_variable_op(handle, tf.int64))
+        config = tf.ConfigProto(operation_timeout_in_ms=int(PROBE_AFTER * 1000))
+        try:
+            with tf.Session(self._server.target, graph=graph, config=config) as sess:
+                counts = sess.run(reads)
+        except tf.errors.OpError:
+            return []
+        return [rank for rank, count in enumerate(counts) if count < counts[self.rank]]
 
     on_failure = None  # function(sentence) that reports and ends the process; set by main.py
 
@@ -351,6 +384,11 @@ class StepAgreement(object):
         with tf.name_scope('step_agreement'):
             total = context.all_reduce(values, mean=False)
         self.fetches = [total[0] / context.size, total[1] / context.size, total[2]]
+        if context.engine == 'collective':  # counts the steps this rank has started, for Context.blame
+            with tf.device(context.collective_device()):
+                context._progress = tf.Variable(tf.constant(0, tf.int64), name='started_steps', trainable=False,
+                                                collections=[], use_resource=True)
+            self.fetches.append(context._progress.assign_add(1))
 
     def feed(self, stop_requested):
         return {self.stop: 1.0 if stop_requested else 0.0} if self.stop is not None else None
@@ -401,7 +439,7 @@ class Watchdog(object):
                 continue
             probed = time.time()
             blame = self.context.blame()
-            alive = blame.startswith('every rank') or self.context.engine != 'collective'
+            alive = blame == ALL_ANSWER or self.context.engine != 'collective'
             if waited < self.context.timeout and alive:
                 continue
             if patient and alive:
@@ -409,6 +447,8 @@ class Watchdog(object):
                     if self.started == started:
                         self.started = time.time()
                 continue
+            if alive:
+                blame = self.context.blame(name_hung=True)
             if waited < self.context.timeout:
                 self.fail('%s on rank %d could not finish: %s.' % (what, self.context.rank, blame))
             else:

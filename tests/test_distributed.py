@@ -275,6 +275,46 @@ def test_watchdog_names_the_rank_that_is_gone():
     assert reported[0].startswith('a test step on rank 0 waited')
 
 
+def test_watchdog_names_the_rank_that_hangs_while_its_server_answers():
+    contexts = two_rank_contexts()
+    contexts[0].timeout = 3.0
+    reported, done = [], threading.Event()
+
+    def report(sentence):
+        reported.append(sentence)
+        done.set()
+    contexts[0].on_failure = report
+    hang, errors = threading.Event(), []
+
+    def rank(ranks):
+        try:
+            with tf.Graph().as_default():
+                value = tf.constant([1.0])
+                agreement = ranks.step_agreement(value[0], value[0])
+                config = ranks.session_config(tf.ConfigProto())
+                with tf.Session(ranks.session_target(config), config=config) as sess:
+                    ranks.run(sess, agreement.fetches)  # step 1: both take part
+                    if ranks.rank == 1:
+                        hang.wait(60)  # its Python hangs; its server still answers
+                    ranks.run(sess, agreement.fetches, what='a test step')
+        except Exception as error:  # reported by the test thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=rank, args=(ranks,), daemon=True) for ranks in contexts]
+    for t in threads:
+        t.start()
+    try:
+        assert done.wait(60), 'the watchdog did not report'
+    finally:
+        hang.set()  # rank 1 takes its step: rank 0's step completes and both threads end
+        for t in threads:
+            t.join(60)
+    assert not errors
+    assert 'rank 1 (%s) hangs' % contexts[1].cluster.addresses[1] in reported[0], reported[0]
+    assert reported[0].startswith('a test step on rank 0 waited')
+    assert contexts[1].ranks_behind() == []  # after the step, nobody is behind
+
+
 # ---- HCCL (npu_bridge stand-in) -------------------------------------------------------------------------
 def test_hccl_broadcast_covers_every_global_variable(monkeypatch):
     import npu
