@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 
-# The four raw (decompressed) MNIST files main.py reads and their SHA-256 digests (reference.md, section 2).
+# The four raw (decompressed) MNIST files main.py reads (http://yann.lecun.com/exdb/mnist/) and their SHA-256 digests.
 # The raw bytes are checked, not the .gz, because mirrors recompress the archives.
 MNIST_SHA256 = {
     'train-images-idx3-ubyte': 'ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db',

@@ -219,20 +219,20 @@ def test_all_reduce_is_the_mean_of_the_ranks_gradients_and_broadcast_makes_all_v
                         agreed=agreement.read(agreed, False), values=dict(zip(names, sess.run(everything))))
         return run
 
-    r0, r1 = run_ranks(two_rank_contexts(), body)
-    assert not np.array_equal(r0['before'], r1['before'])  # different initial draws ...
-    assert np.array_equal(r0['start'], r1['start']) and np.array_equal(r0['start'], r0['before'])  # ... rank 0's
-    np.testing.assert_allclose(r0['averaged'], (r0['local'] + r1['local']) / 2, rtol=1e-6)
-    assert np.array_equal(r0['averaged'], r1['averaged'])
-    assert not np.allclose(r0['local'], r1['local'])
-    names = sorted(r0['values'])
+    rank0, rank1 = run_ranks(two_rank_contexts(), body)
+    assert not np.array_equal(rank0['before'], rank1['before'])  # different initial draws ...
+    assert np.array_equal(rank0['start'], rank1['start']) and np.array_equal(rank0['start'], rank0['before'])  # ... rank 0's
+    np.testing.assert_allclose(rank0['averaged'], (rank0['local'] + rank1['local']) / 2, rtol=1e-6)
+    assert np.array_equal(rank0['averaged'], rank1['averaged'])
+    assert not np.allclose(rank0['local'], rank1['local'])
+    names = sorted(rank0['values'])
     assert any('Adam' in n for n in names) and 'global_step' in names and 'net/bn/moving_mean' in names
     for name in names:  # every variable: weights, Adam slots and powers, moving statistic, step
-        assert np.array_equal(r0['values'][name], r1['values'][name]), name
-    np.testing.assert_allclose(r0['values']['net/bn/moving_mean'], 3 * 1.5 * np.array([1.0, 2.0, 3.0]))
-    assert r0['values']['global_step'] == 3
-    assert r0['agreed'][2] and r1['agreed'][2]  # rank 1's stop request reached both
-    assert r0['agreed'][1] == 0.5  # mean of the ranks' second value (0 and 1)
+        assert np.array_equal(rank0['values'][name], rank1['values'][name]), name
+    np.testing.assert_allclose(rank0['values']['net/bn/moving_mean'], 3 * 1.5 * np.array([1.0, 2.0, 3.0]))
+    assert rank0['values']['global_step'] == 3
+    assert rank0['agreed'][2] and rank1['agreed'][2]  # rank 1's stop request reached both
+    assert rank0['agreed'][1] == 0.5  # mean of the ranks' second value (0 and 1)
 
 
 def test_without_averaging_the_ranks_drift_apart():
@@ -249,8 +249,8 @@ def test_without_averaging_the_ranks_drift_apart():
             return sess.run(w)
         return run
 
-    r0, r1 = run_ranks(two_rank_contexts(), body)
-    assert not np.array_equal(r0, r1)
+    rank0, rank1 = run_ranks(two_rank_contexts(), body)
+    assert not np.array_equal(rank0, rank1)
 
 
 def test_watchdog_names_the_rank_that_is_gone():
