@@ -9,10 +9,14 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import REPO, make_mnist
 
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 import launch  # noqa: E402
+
+pytestmark = pytest.mark.slow  # each test starts training workers as subprocesses
 
 MNIST = ['--dataset', 'mnist', '--input_height=28', '--output_height=28', '--train', '--batch_size', '4']
 DIGEST = re.compile(r'^(?:\[rank (\d)\] )?rank (\d): step (\d+), variables sha1 ([0-9a-f]{40})$', re.M)
