@@ -399,7 +399,7 @@ def train(flags, dataset, run_dir, device, precision, ranks=None):
     train_ops = model.build_train_ops(real, y, z, cfg, hparams,
                                       ranks.optimizer_wrapper(devices.optimizer_wrapper(device, precision)))
     # several ranks: moving statistics averaged after each step; losses and stop requests agreed on
-    step_op = ranks.sync_after(train_ops.step, moving_statistics(tf))
+    step_op = ranks.sync_after(train_ops.step, model.moving_statistics())
     agreement = ranks.step_agreement(train_ops.d_loss, train_ops.g_loss)
     sampler = model.build_sampler(cfg, use_ema=flags.ema_decay > 0)
     summaries = summary_op(tf, train_ops, z, flags.G_img_sum)
@@ -564,11 +564,6 @@ def start_or_resume(sess, checkpoints, global_step, init_checkpoint):
         checkpoints.resumed(resume_from, step)
     sess.run(global_step.assign(step))
     return step
-
-
-def moving_statistics(tf):
-    """The batch-norm moving averages (ops.batch_norm's moving_mean and moving_variance)."""
-    return [v for v in tf.global_variables() if v.op.name.endswith(('/moving_mean', '/moving_variance'))]
 
 
 class Unwritten(object):

@@ -111,6 +111,11 @@ def _conditional_discriminator(x, y, cfg, training):
     return linear(h, 1, 'd_h3_lin')
 
 
+def moving_statistics():
+    """The batch-norm moving averages of both networks (ops.batch_norm's moving_mean and moving_variance)."""
+    return [v for v in tf.global_variables() if v.op.name.endswith(('/moving_mean', '/moving_variance'))]
+
+
 def network_variables(scope):
     """Trainable variables of one network, selected by its variable scope."""
     return tf.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES, scope=scope + '/')

@@ -45,8 +45,7 @@ def worker(network, batch, steps, warmup, reduces):
     y = tf.one_hot(tf.random_uniform([batch], 0, 10, tf.int32), 10) if labels else None
     z = model.sample_latents(batch, cfg.z_dim, 'uniform_signed')
     train_ops = model.build_train_ops(real, y, z, cfg, model.train_hparams(), ranks.optimizer_wrapper(None))
-    moving = [v for v in tf.global_variables() if v.op.name.endswith(('/moving_mean', '/moving_variance'))]
-    step = ranks.sync_after(train_ops.step, moving)
+    step = ranks.sync_after(train_ops.step, model.moving_statistics())
     parameters = sum(v.get_shape().num_elements() for v in tf.trainable_variables())
     probe = ranks.all_reduce(tf.zeros([parameters])) if ranks.distributed else None
     broadcast = ranks.broadcast_op(tf.global_variables())
