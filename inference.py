@@ -51,6 +51,10 @@ def run_modes(flags, run_dir, device, precision):
             sess.run(global_step.assign(runs.step_from_path(checkpoint)))
         step = int(sess.run(global_step))
         print('loaded %s (step %d)' % (checkpoint, step))
+        if use_ema and model.start_averaged_statistics(sess, missing):
+            print('warning: this checkpoint holds no batch-norm statistics for the averaged generator; sampling '
+                  'with the raw generator\'s, which do not fit the averaged weights (train on for a few dozen '
+                  'steps to measure them).', file=sys.stderr)
         generator = Generator(sess, sampler, cfg)
         rng = np.random.RandomState(flags.seed)
         did = False

@@ -539,6 +539,7 @@ def start_or_resume(sess, checkpoints, global_step, init_checkpoint):
     else --init_checkpoint (a new run from its weights, step 0), else initialises; returns the global step
     to continue from."""
     from tf_compat import tf
+    import model
     import runs
     resume_from, missing = runs.restore_newest(sess, checkpoints.checkpoint_dir, move_damaged=True)
     start_from = resume_from or init_checkpoint
@@ -558,6 +559,9 @@ def start_or_resume(sess, checkpoints, global_step, init_checkpoint):
     if missing:
         print('initialised fresh (not in that checkpoint): %d variables, e.g. %s'
               % (len(missing), ', '.join(missing[:4])))
+        if model.start_averaged_statistics(sess, missing):
+            print('the averaged generator\'s batch-norm statistics start from the raw generator\'s; '
+                  'training moves them to the averaged weights within a few dozen steps.')
     if not resume_from:
         step = 0  # a foreign checkpoint's step belongs to another run
     else:

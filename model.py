@@ -111,9 +111,15 @@ def _conditional_discriminator(x, y, cfg, training):
     return linear(h, 1, 'd_h3_lin')
 
 
-def moving_statistics():
-    """The batch-norm moving averages of both networks (ops.batch_norm's moving_mean and moving_variance)."""
-    return [v for v in tf.global_variables() if v.op.name.endswith(('/moving_mean', '/moving_variance'))]
+def moving_statistics(scope=''):
+    """The batch-norm moving averages (ops.batch_norm's moving_mean and moving_variance) of both networks,
+    or of the network under scope, with the averaged generator's own."""
+    ends = tuple(name + suffix for name in ('/moving_mean', '/moving_variance') for suffix in ('', '/' + EMA_SUFFIX))
+    return [v for v in tf.global_variables() if v.op.name.startswith(scope) and v.op.name.endswith(ends)]
+
+
+def _raw_statistics(scope):
+    return [v for v in moving_statistics(scope) if not v.op.name.endswith(EMA_SUFFIX)]
 
 
 def network_variables(scope):
@@ -259,11 +265,19 @@ def build_train_ops(real, y, z, cfg, hparams, wrap_optimizer=None):
 
     if hparams.ema_decay:
         pairs = [(v, ema_shadow(v)) for v in network_variables(GENERATOR_SCOPE)]  # created outside the deps
+        for statistic in _raw_statistics(GENERATOR_SCOPE):
+            ema_shadow(statistic)
         with tf.control_dependencies([previous]), tf.name_scope('g_average'):
             decay = hparams.ema_decay
             if hparams.ema_start:  # before it the average follows the weights, so it starts from them
                 decay = tf.where(global_step < hparams.ema_start, 0.0, decay)
             previous = tf.group(*[tf.assign_sub(shadow, (shadow - v) * (1.0 - decay)) for v, shadow in pairs])
+        # The averaged weights need batch-norm statistics of their own: the raw generator's do not fit them
+        # and ruin the samples. A forward pass of the averaged generator on this step's latents moves them.
+        with tf.control_dependencies([previous]), tf.name_scope('g_average_statistics') as scope:
+            with tf.variable_scope(tf.get_variable_scope(), custom_getter=_ema_getter):
+                generator(z, y, cfg, training=True)
+            previous = tf.group(*tf.get_collection(tf.GraphKeys.UPDATE_OPS, scope))
 
     with tf.control_dependencies([previous]):
         step = tf.group(tf.assign_add(global_step, 1), name='train_step')
@@ -286,10 +300,18 @@ def ema_shadow(variable):
 
 
 def _ema_getter(getter, name, *args, **kwargs):
-    """Custom getter handing out the averaged copy of each trainable variable (batch-norm moving
-    statistics, which are not trainable, are used as they are)."""
-    variable = getter(name, *args, **kwargs)
-    return ema_shadow(variable) if kwargs.get('trainable', True) else variable
+    """Custom getter handing out the averaged generator's copy of each variable: the moving average of
+    a weight, or the batch-norm moving statistics measured on the averaged weights."""
+    return ema_shadow(getter(name, *args, **kwargs))
+
+
+def start_averaged_statistics(sess, missing):
+    """For a checkpoint that lacks the averaged generator's batch-norm statistics (of the names in missing),
+    starts them from the raw generator's; returns how many were set."""
+    wanted = [v for v in _raw_statistics(GENERATOR_SCOPE) if v.op.name + '/' + EMA_SUFFIX in missing]
+    if wanted:
+        sess.run([ema_shadow(v).assign(v) for v in wanted])
+    return len(wanted)
 
 
 # ---- sampling ------------------------------------------------------------------------------------------

@@ -232,7 +232,11 @@ def test_ema_of_generator_weights_is_updated_used_by_the_sampler_and_restored(tm
     raw_sampler = model.build_sampler(cfg)
     g_vars = model.network_variables(model.GENERATOR_SCOPE)
     shadows = dict((v.op.name, v) for v in tf.global_variables() if model.EMA_SUFFIX in v.op.name)
-    # exactly one shadow per trainable generator variable, named as tf.train.ExponentialMovingAverage does
+    # exactly one shadow per generator variable (weights and batch-norm statistics), named as
+    # tf.train.ExponentialMovingAverage does
+    g_vars = [v for v in tf.global_variables() if v.op.name.startswith(model.GENERATOR_SCOPE + '/')
+              and model.EMA_SUFFIX not in v.op.name and 'adam' not in v.op.name]
+    assert len(g_vars) > len(model.network_variables(model.GENERATOR_SCOPE))
     assert sorted(shadows) == sorted(v.op.name + '/' + model.EMA_SUFFIX for v in g_vars)
     raw = [v for v in g_vars if v.op.name == 'generator/g_h0_lin/Matrix'][0]
     shadow = shadows['generator/g_h0_lin/Matrix/' + model.EMA_SUFFIX]
@@ -263,6 +267,46 @@ def test_ema_of_generator_weights_is_updated_used_by_the_sampler_and_restored(tm
         import runs
         assert runs.restore(sess, path) == []
         np.testing.assert_allclose(sess.run(restored.images, {restored.z: z}), ema_images, atol=1e-5)
+
+
+def test_averaged_generator_measures_its_own_batch_norm_statistics():
+    # the averaged weights' statistics, not the raw generator's: one step moves the shadow moving mean of
+    # g_bn0 10% of the way to the batch mean of the averaged g_h0_lin on the step's latents
+    cfg = model.net_config(16, 16, 1)
+    z = np.random.RandomState(1).uniform(-1, 1, [8, cfg.z_dim]).astype(np.float32)
+    hparams = model.train_hparams(1e-3, 0.5, 1, ema_decay=0.5)
+    ops = model.build_train_ops(tf.random_uniform([8, 16, 16, 1], -1, 1), None, tf.constant(z), cfg, hparams)
+    by_name = dict((v.op.name, v) for v in tf.global_variables())
+    averaged = lambda name: by_name['generator/%s/%s' % (name, model.EMA_SUFFIX)]
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for _ in range(3):
+            sess.run(ops.step)
+        before, raw_before = sess.run([averaged('g_bn0/moving_mean'), by_name['generator/g_bn0/moving_mean']])
+        sess.run(ops.step)
+        matrix, bias, after, raw_after = sess.run([averaged('g_h0_lin/Matrix'), averaged('g_h0_lin/bias'),
+                                                   averaged('g_bn0/moving_mean'),
+                                                   by_name['generator/g_bn0/moving_mean']])
+    batch_mean = (z @ matrix + bias).mean(axis=0)
+    np.testing.assert_allclose(after, 0.9 * before + 0.1 * batch_mean, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(after, raw_after, atol=1e-4) and not np.allclose(raw_after, raw_before)
+
+
+def test_checkpoint_without_averaged_statistics_starts_them_from_the_raw_ones():
+    cfg = model.net_config(16, 16, 1)
+    hparams = model.train_hparams(1e-3, 0.5, 1, ema_decay=0.9)
+    model.build_train_ops(tf.random_uniform([4, 16, 16, 1], -1, 1), None,
+                          model.sample_latents(4, cfg.z_dim, 'uniform_signed'), cfg, hparams)
+    raw = [v for v in model.moving_statistics(model.GENERATOR_SCOPE) if model.EMA_SUFFIX not in v.op.name]
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run([v.assign(v + 0.5) for v in raw])
+        missing = [v.op.name + '/' + model.EMA_SUFFIX for v in raw]
+        assert model.start_averaged_statistics(sess, missing) == len(raw)
+        for v in raw:
+            shadow = [s for s in tf.global_variables() if s.op.name == v.op.name + '/' + model.EMA_SUFFIX][0]
+            np.testing.assert_array_equal(sess.run(shadow), sess.run(v))
+        assert model.start_averaged_statistics(sess, ['generator/g_h0_lin/Matrix']) == 0
 
 
 def test_two_time_scale_learning_rates():
