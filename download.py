@@ -3,8 +3,8 @@ import argparse
 import errno
 import gzip
 import hashlib
-import http.client
 import json
+import logging
 import os
 import pathlib
 import shutil
@@ -12,12 +12,14 @@ import subprocess
 import sys
 import tarfile
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
 import zlib
 
+import pooch
+import requests
+import urllib3
 from tqdm import tqdm
 
 REPO = os.path.dirname(os.path.abspath(__file__))
@@ -50,7 +52,7 @@ CELEBA = {
     'images': 202599,
     'zip_name': 'img_align_celeba.zip',
     'zip_top_folder': 'img_align_celeba/',
-    # About 1.4 GB; only used to check the free disk space before Drive starts sending.
+    # About 1.4 GB; only used to check the free disk space before downloading.
     'zip_bytes_approx': 1443490838,
     'homepage': 'https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html',
 }
@@ -69,26 +71,11 @@ INCEPTION = {
 CELEBA_MARKER = '.download_complete'
 
 MIRROR_ENV = 'DCGAN_DATA_MIRROR'
-# Names a JSON file that replaces the tables above (keys: see SETTINGS_KEYS). Tests use it to point
-# the script at tiny stand-ins served on 127.0.0.1; users have no reason to set it.
-SETTINGS_ENV = 'DCGAN_DOWNLOAD_SETTINGS'
-
 RETRIES = 4
 BACKOFF_SECONDS = 1.0
 TIMEOUT_SECONDS = 30.0
 CHUNK_BYTES = 1 << 16
-USER_AGENT = 'DCGAN-download/1.0 (+python urllib)'
-
-SETTINGS_KEYS = {
-    'mnist_sha256': 'MNIST_SHA256',
-    'mnist_raw_bytes': 'MNIST_RAW_BYTES',
-    'mnist_mirrors': 'MNIST_MIRRORS',
-    'celeba': 'CELEBA',
-    'inception': 'INCEPTION',
-    'retries': 'RETRIES',
-    'backoff_seconds': 'BACKOFF_SECONDS',
-    'timeout_seconds': 'TIMEOUT_SECONDS',
-}
+DISK_FULL = (errno.ENOSPC, getattr(errno, 'EDQUOT', errno.ENOSPC))
 DATASET_NAMES = {'mnist': 'mnist', 'celeba': 'celebA', 'inception': 'inception'}
 
 EPILOG = """examples:
@@ -101,6 +88,9 @@ EPILOG = """examples:
 
 Any other image set: put the images in DATA_DIR/NAME/ and train with --dataset NAME.
 """
+
+# pooch's "Downloading ... to file ..." lines would repeat what the progress bars show.
+pooch.get_logger().setLevel(logging.WARNING)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -123,25 +113,8 @@ class Unreachable(DownloadError):
     """The source could not be contacted at all (no network, refused, unknown host)."""
 
 
-class TransferError(DownloadError):
-    """The connection broke or timed out mid-transfer; retried, resuming from the bytes already kept."""
-
-
-class HttpStatusError(DownloadError):
-    """The server answered with an HTTP error status."""
-
-    def __init__(self, url, code, reason):
-        brief = ('HTTP %d %s' % (code, reason)).strip()
-        super().__init__('%s answered %s' % (url, brief), url, brief)
-        self.code = code
-
-    @property
-    def transient(self):
-        return self.code >= 500 or self.code in (408, 429)
-
-
-class MissingFile(DownloadError):
-    """A local (file://) mirror does not hold the file."""
+class Unavailable(DownloadError):
+    """The source answered with an HTTP error, lacks the file, or broke off the transfer."""
 
 
 class HtmlInsteadOfData(DownloadError):
@@ -204,22 +177,9 @@ def sniff(head):
     return 'unknown'
 
 
-def backoff_delays(retries, base_seconds):
-    """Seconds to wait before each retry: base, 2 base, 4 base, ..."""
-    return [base_seconds * 2 ** attempt for attempt in range(retries)]
-
-
-def parse_content_range(header):
-    """Parses `bytes START-END/TOTAL`; returns (start, total), total None when the server wrote '*'."""
-    try:
-        unit, _, spec = header.strip().partition(' ')
-        span, _, total = spec.partition('/')
-        start = int(span.split('-')[0])
-        if unit != 'bytes':
-            raise ValueError(unit)
-        return start, (None if total.strip() == '*' else int(total))
-    except (AttributeError, ValueError):
-        raise TransferError('the server sent an unreadable Content-Range header %r' % (header,))
+def read_head(path, count=1024):
+    with open(path, 'rb') as source:
+        return source.read(count)
 
 
 def member_destination(root, member_name, strip_prefix=''):
@@ -235,12 +195,10 @@ def member_destination(root, member_name, strip_prefix=''):
     if not name or name.endswith('/'):
         return None
     parts = name.split('/')
-    if name.startswith('/') or ':' in parts[0] or '..' in parts:
-        raise UnsafeArchive('the archive entry %r would be written outside %s, so the archive was '
-                            'refused' % (member_name, root))
     root_path = os.path.realpath(root)
     destination = os.path.realpath(os.path.join(root_path, *parts))
-    if os.path.commonpath([root_path, destination]) != root_path:
+    if (name.startswith('/') or ':' in parts[0] or '..' in parts
+            or os.path.commonpath([root_path, destination]) != root_path):
         raise UnsafeArchive('the archive entry %r would be written outside %s, so the archive was '
                             'refused' % (member_name, root))
     return destination
@@ -271,30 +229,14 @@ def one_line(text, limit=160):
 
 
 def short_reason(error):
-    """One line describing a socket/URL error without the exception class noise."""
-    reason = getattr(error, 'reason', error)
-    text = getattr(reason, 'strerror', None) or str(reason) or type(reason).__name__
-    return text.splitlines()[0] if text else type(reason).__name__
-
-
-# ----------------------------------------------------------------------------------------------------
-# Files on disk.
-
-def file_digest(path, algorithm, label=None, quiet=True):
-    """Hex digest of a file's bytes; shows a byte progress bar labelled `label` unless quiet."""
-    digest = hashlib.new(algorithm)
-    with open(path, 'rb') as source, tqdm(total=os.path.getsize(path), unit='B', unit_scale=True,
-                                          desc=label, disable=quiet or label is None,
-                                          file=sys.stderr) as bar:
-        for block in iter(lambda: source.read(CHUNK_BYTES * 16), b''):
-            digest.update(block)
-            bar.update(len(block))
-    return digest.hexdigest()
-
-
-def read_head(path, count=1024):
-    with open(path, 'rb') as source:
-        return source.read(count)
+    """The innermost cause of a network or OS error in a few words ('Connection refused')."""
+    while True:
+        inner = (getattr(error, 'reason', None) or error.__cause__
+                 or next((arg for arg in error.args if isinstance(arg, BaseException)), None))
+        if not isinstance(inner, BaseException):
+            break
+        error = inner
+    return getattr(error, 'strerror', None) or one_line(error) or type(error).__name__
 
 
 def ensure_free_space(folder, needed_bytes, what):
@@ -304,23 +246,6 @@ def ensure_free_space(folder, needed_bytes, what):
         raise NotEnoughSpace('not enough disk space in %s for %s: %s free, %s needed; free some space '
                              'or choose another --data_dir' % (folder, what, format_bytes(free),
                                                                format_bytes(needed_bytes)))
-
-
-def write_failure(error, part_path, needed_bytes=None, resumes=True):
-    """The DownloadError for an OSError while writing part_path; the bytes written so far stay there."""
-    kept = os.path.getsize(part_path) if os.path.exists(part_path) else 0
-    if error.errno not in (errno.ENOSPC, getattr(errno, 'EDQUOT', errno.ENOSPC)):
-        return DownloadError('cannot write %s (%s)' % (part_path, short_reason(error)))
-    try:
-        free = format_bytes(shutil.disk_usage(os.path.dirname(os.path.abspath(part_path))).free)
-    except OSError:
-        free = 'no space'
-    needed = ('%s more needed' % format_bytes(needed_bytes) if needed_bytes is not None
-              else 'more needed')
-    again = ('run the same command again to resume from the %s kept in it' % format_bytes(kept) if resumes
-             else 'run the same command again')
-    return NotEnoughSpace('the disk filled up while writing %s (%s free, %s): free some space or choose '
-                          'another --data_dir, then %s' % (part_path, free, needed, again))
 
 
 def remove_if_exists(path):
@@ -335,189 +260,77 @@ def warn(message):
 
 
 # ----------------------------------------------------------------------------------------------------
-# Fetching one URL into a `.part` file, resuming and retrying.
+# Fetching one URL: pooch writes a temporary file, checks its hash and renames it into place.
 
-def fetch(url, part_path, label, quiet, extra_bytes=0):
-    """Downloads url into part_path, resuming the bytes already there; returns how many it found there.
-
-    Broken transfers and 5xx answers are retried with exponential backoff (RETRIES, BACKOFF_SECONDS),
-    each retry resuming where the last stopped. extra_bytes is the room needed after the download
-    (e.g. the decompressed copy) for the disk-space check.
-    """
-    if url.startswith('file:'):
-        return fetch_local(url, part_path, label, quiet, extra_bytes)
-    # Bytes kept from an earlier run may come from another mirror; the caller re-checks those.
-    kept_before = os.path.getsize(part_path) if os.path.exists(part_path) else 0
-    delays = backoff_delays(RETRIES, BACKOFF_SECONDS)
-    for attempt in range(RETRIES + 1):
-        try:
-            fetch_http_once(url, part_path, label, quiet, extra_bytes)
-            return kept_before
-        except (TransferError, HttpStatusError) as error:
-            permanent = isinstance(error, HttpStatusError) and not error.transient
-            if permanent or attempt == RETRIES:
-                raise
-            warn('%s; retrying in %.1f s' % (error, delays[attempt]))
-            time.sleep(delays[attempt])
-
-
-def fetch_local(url, part_path, label, quiet, extra_bytes):
-    """Copies a file:// URL into part_path (a local copy is quick, so it always starts from byte 0)."""
-    parsed = urllib.parse.urlparse(url)
-    source_path = urllib.request.url2pathname(parsed.path)
-    if not os.path.isfile(source_path):
-        folder, name = os.path.split(source_path)
-        raise MissingFile('%s holds no file %s' % (folder, name), url, 'no file %s' % name)
-    size = os.path.getsize(source_path)
-    ensure_free_space(os.path.dirname(part_path), size + extra_bytes, label)
-    with open(source_path, 'rb') as source:
-        block = source.read(CHUNK_BYTES)
-        if sniff(block) == 'html':
-            raise HtmlInsteadOfData('%s is a web page, not the data file' % url, url, 'a web page')
-        written = 0
-        try:
-            with open(part_path, 'wb') as target, \
-                    tqdm(total=size, unit='B', unit_scale=True, desc=label, disable=quiet,
-                         file=sys.stderr) as bar:
-                while block:
-                    target.write(block)
-                    written += len(block)
-                    bar.update(len(block))
-                    block = source.read(CHUNK_BYTES)
-        except OSError as error:  # a local copy starts again from byte 0
-            raise write_failure(error, part_path, size - written + extra_bytes, resumes=False) from None
-    return 0
-
-
-def fetch_http_once(url, part_path, label, quiet, extra_bytes):
-    """One HTTP(S) attempt: asks for the bytes part_path lacks with Range.
-
-    A server that ignores Range answers 200 with the whole file: the partial file is then restarted.
-    """
-    offset = os.path.getsize(part_path) if os.path.exists(part_path) else 0
-    headers = {'User-Agent': USER_AGENT, 'Accept-Encoding': 'identity'}
-    if offset:
-        headers['Range'] = 'bytes=%d-' % offset
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        response = urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
-    except urllib.error.HTTPError as error:
-        error.close()
-        if error.code == 416 and offset:
-            # Nothing left to send: the partial file is already whole (or longer); the digest decides.
-            return
-        raise HttpStatusError(url, error.code, error.reason)
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
-        reason = short_reason(error)
-        raise Unreachable('cannot reach %s (%s)' % (url, reason), url, reason)
-
-    with response:
-        if 'text/html' in (response.headers.get('Content-Type') or '').lower():
-            raise HtmlInsteadOfData('%s sent a web page (Content-Type text/html) instead of the data file'
-                                    % url, url, 'a web page')
-        if response.getcode() == 206:
-            start, total = parse_content_range(response.headers.get('Content-Range'))
-            if start != offset:
-                remove_if_exists(part_path)
-                raise TransferError('%s resumed at byte %d instead of %d' % (url, start, offset), url)
-            mode = 'ab'
-        else:
-            offset, mode = 0, 'wb'
-            length = response.headers.get('Content-Length')
-            total = int(length) if length and length.isdigit() else None
-        remaining = None if total is None else total - offset
-        ensure_free_space(os.path.dirname(part_path) or '.', (remaining or 0) + extra_bytes, label)
-
-        def next_block():
-            try:
-                # read1 returns what has arrived, so the bar moves and an interruption keeps it.
-                return response.read1(CHUNK_BYTES)
-            except (OSError, http.client.HTTPException) as error:
-                brief = 'connection broke after %s (%s)' % (format_bytes(offset + received),
-                                                            short_reason(error))
-                raise TransferError('the %s to %s' % (brief, url), url, brief)
-
-        received = 0
-        block = next_block()
-        # Checked before the partial file is touched, so a refused answer leaves it as it was.
-        if offset == 0 and sniff(block) == 'html':
-            raise HtmlInsteadOfData('%s sent a web page instead of the data file' % url, url, 'a web page')
-        try:
-            with open(part_path, mode) as target, \
-                    tqdm(total=total, initial=offset, unit='B', unit_scale=True, desc=label, disable=quiet,
-                         file=sys.stderr) as bar:
-                while block:
-                    target.write(block)
-                    received += len(block)
-                    bar.update(len(block))
-                    block = next_block()
-        except OSError as error:  # the disk, not the connection (next_block raises TransferError)
-            needed = None if remaining is None else remaining - received + extra_bytes
-            raise write_failure(error, part_path, needed) from None
-    if remaining is not None and received < remaining:
-        brief = 'connection closed after %s of %s' % (format_bytes(offset + received), format_bytes(total))
-        raise TransferError('the %s from %s' % (brief, url), url, brief)
-
-
-# ----------------------------------------------------------------------------------------------------
-# MNIST.
-
-def install_idx(part_path, target, expected_sha256, source):
-    """Verifies a downloaded MNIST file (gzip or raw) by its raw SHA-256 and renames it into place.
-
-    Raises DigestMismatch (and removes the bad bytes) when the digest differs; target is only
-    created once the digest matches, so a half-written file never looks finished.
-    """
-    kind = sniff(read_head(part_path))
-    if kind == 'html':
-        os.remove(part_path)
-        raise HtmlInsteadOfData('%s sent a web page instead of the data file' % source, source,
-                                'a web page')
-    unpacked = target + '.unpacked'
-    if kind == 'gzip':
-        digest = hashlib.sha256()
-        try:
-            with gzip.open(part_path, 'rb') as packed, open(unpacked, 'wb') as raw:
-                for block in iter(lambda: packed.read(CHUNK_BYTES * 16), b''):
-                    digest.update(block)
-                    raw.write(block)
-        except (OSError, EOFError, zlib.error) as error:
-            remove_if_exists(unpacked)
-            if getattr(error, 'errno', None) == errno.ENOSPC:
-                raise NotEnoughSpace('the disk filled up while unpacking %s; free some space or choose '
-                                     'another --data_dir' % os.path.basename(target))
-            os.remove(part_path)
-            raise DigestMismatch('%s is not a valid gzip file (%s)' % (source, short_reason(error)),
-                                 source, 'not a valid gzip file')
-        actual, verified = digest.hexdigest(), unpacked
+def transfer(url, output_file, bar):
+    """A pooch downloader: HTTP(S) through pooch's own, file:// URLs by a copy; refuses a web page."""
+    scheme = urllib.parse.urlparse(url).scheme
+    if scheme in ('http', 'https'):
+        pooch.HTTPDownloader(progressbar=bar, chunk_size=CHUNK_BYTES, timeout=TIMEOUT_SECONDS,
+                             headers={'Accept-Encoding': 'identity'})(url, output_file, None)
+    elif scheme == 'file':
+        source = urllib.request.url2pathname(urllib.parse.urlparse(url).path)
+        if not os.path.isfile(source):
+            folder, name = os.path.split(source)
+            raise Unavailable('%s holds no file %s' % (folder, name), url, 'no file %s' % name)
+        bar.total = os.path.getsize(source)
+        with open(source, 'rb') as copied, open(output_file, 'wb') as written:
+            shutil.copyfileobj(copied, written, CHUNK_BYTES)
+        bar.update(bar.total)
     else:
-        actual, verified = file_digest(part_path, 'sha256'), part_path
-    if actual != expected_sha256:
-        remove_if_exists(unpacked)
-        os.remove(part_path)
-        brief = 'SHA-256 %s... instead of %s...' % (actual[:12], expected_sha256[:12])
-        raise DigestMismatch('%s from %s has %s' % (os.path.basename(target), source, brief), source,
-                             brief)
-    os.replace(verified, target)
-    remove_if_exists(part_path)
+        raise DownloadError('cannot download %s: a mirror is an http://, https:// or file:// URL, or a '
+                            'local folder' % url)
+    if sniff(read_head(output_file)) == 'html':
+        raise HtmlInsteadOfData('%s sent a web page instead of the data file' % url, url, 'a web page')
 
 
-def fetch_verified_idx(url, target, expected_sha256, quiet):
-    """Downloads one MNIST file from url, verifies it and puts it at target."""
-    part_path = target + ('.gz.part' if url.endswith('.gz') else '.part')
-    label = os.path.basename(target)
-    extra = MNIST_RAW_BYTES.get(label, 0) if url.endswith('.gz') else 0
-    reused = fetch(url, part_path, label, quiet, extra)
-    try:
-        install_idx(part_path, target, expected_sha256, url)
-    except DigestMismatch:
-        if not reused:
-            raise
-        # The kept bytes may have come from another mirror that compressed the file differently:
-        # spliced together they fail the check, so fetch the whole file again once.
-        warn('%s: the resumed download failed its check; downloading it again from the start' % label)
-        fetch(url, part_path, label, quiet, extra)
-        install_idx(part_path, target, expected_sha256, url)
+def never_connected(error):
+    """True when requests could not open a connection at all (refused, unknown host, connect timeout)."""
+    return (isinstance(error, requests.ConnectionError) and bool(error.args)
+            and isinstance(error.args[0], urllib3.exceptions.MaxRetryError))
+
+
+def download(url, path, known_hash=None, quiet=False, label=None):
+    """Fetches url to path (replacing it) with pooch; known_hash is 'md5:...' or 'sha256:...' or None.
+
+    path only ever holds a whole file that matches known_hash. A transfer that breaks off, or an
+    HTTP 5xx/408/429 answer, is retried from the start after a growing pause (RETRIES,
+    BACKOFF_SECONDS). Raises DownloadError, with one sentence, when url does not deliver.
+    """
+    folder, name = os.path.split(os.path.abspath(path))
+    remove_if_exists(path)  # pooch would keep a file that is already there
+    for attempt in range(RETRIES + 1):
+        # total=1: pooch only feeds a bar that is true, and tqdm's truth is a nonzero total.
+        bar = tqdm(total=1, desc=label or name, unit='B', unit_scale=True, disable=quiet, file=sys.stderr)
+        try:
+            pooch.retrieve(url, known_hash, fname=name, path=folder,
+                           downloader=lambda url, output_file, _: transfer(url, output_file, bar))
+            return
+        except requests.HTTPError as error:
+            code = error.response.status_code
+            brief = ('HTTP %d %s' % (code, error.response.reason or '')).strip()
+            failure = Unavailable('%s answered %s' % (url, brief), url, brief)
+            transient = code >= 500 or code in (408, 429)
+        except requests.RequestException as error:
+            if never_connected(error):
+                reason = short_reason(error)
+                raise Unreachable('cannot reach %s (%s)' % (url, reason), url, reason)
+            brief = 'the connection broke off during the transfer'
+            failure = Unavailable('%s from %s' % (brief, url), url, brief)
+            transient = True
+        except ValueError:  # pooch found another hash
+            if not known_hash:
+                raise
+            algorithm = known_hash.split(':')[0].upper()
+            raise DigestMismatch('%s from %s does not have the published %s' % (name, url, algorithm), url,
+                                 'wrong ' + algorithm)
+        finally:
+            bar.close()
+        if not transient or attempt == RETRIES:
+            raise failure
+        delay = BACKOFF_SECONDS * 2 ** attempt
+        warn('%s; retrying in %.1f s' % (failure, delay))
+        time.sleep(delay)
 
 
 def source_label(url):
@@ -532,7 +345,7 @@ def failure_summary(name, failures):
     """One DownloadError saying why no source delivered `name`, from the per-source errors.
 
     The most telling failure picks the sentence: a digest mismatch, then a web page, then an HTTP
-    error, else no source could be reached at all.
+    error or broken transfer, else no source could be reached at all.
     """
     details = []
     for error in failures:
@@ -548,13 +361,69 @@ def failure_summary(name, failures):
     if HtmlInsteadOfData in kinds:
         return HtmlInsteadOfData('got a web page instead of %s (%s), often a proxy login or error page; '
                                  'open that address in a browser or pass --mirror URL' % (name, details))
-    if kinds & {HttpStatusError, TransferError, MissingFile}:
-        return DownloadError('no mirror could deliver %s (%s); try again later or pass --mirror URL '
-                             'with a copy of the file' % (name, details))
     if not failures:
         return DownloadError('no source is configured for %s; pass --mirror URL' % name)
+    if kinds - {Unreachable}:
+        return DownloadError('no mirror could deliver %s (%s); try again later or pass --mirror URL '
+                             'with a copy of the file' % (name, details))
     return Unreachable('no mirror could be reached for %s (%s); check the network connection or pass '
                        '--mirror URL with a local copy' % (name, details))
+
+
+def first_that_delivers(name, urls, fetch_one):
+    """Calls fetch_one(url) for each url until one returns; raises the failure summary otherwise."""
+    failures = []
+    for url in urls:
+        try:
+            return fetch_one(url)
+        except (NotEnoughSpace, UnsafeArchive):
+            raise
+        except DownloadError as error:
+            failures.append(error)
+            warn('%s; trying the next source' % error)
+    raise failure_summary(name, failures)
+
+
+# ----------------------------------------------------------------------------------------------------
+# MNIST.
+
+def install_idx(staged, target, expected_sha256, source):
+    """Unpacks a fetched MNIST .gz (or copies a raw file), checks the raw SHA-256, renames it to target.
+
+    staged is removed either way, so only a verified file ever has target's name.
+    """
+    unpacked = target + '.unpacked'
+    digest = hashlib.sha256()
+    opener = gzip.open if sniff(read_head(staged)) == 'gzip' else open
+    try:
+        with opener(staged, 'rb') as packed, open(unpacked, 'wb') as raw:
+            for block in iter(lambda: packed.read(CHUNK_BYTES * 16), b''):
+                digest.update(block)
+                raw.write(block)
+    except (OSError, EOFError, zlib.error) as error:
+        remove_if_exists(unpacked)
+        if isinstance(error, OSError) and error.errno:  # the disk, not the data
+            raise
+        os.remove(staged)
+        raise DigestMismatch('%s is not a valid gzip file (%s)' % (source, short_reason(error)), source,
+                             'not a valid gzip file')
+    os.remove(staged)
+    actual = digest.hexdigest()
+    if actual != expected_sha256:
+        os.remove(unpacked)
+        brief = 'SHA-256 %s... instead of %s...' % (actual[:12], expected_sha256[:12])
+        raise DigestMismatch('%s from %s has %s' % (os.path.basename(target), source, brief), source,
+                             brief)
+    os.replace(unpacked, target)
+
+
+def fetch_idx(url, target, expected_sha256, quiet):
+    """Downloads one MNIST file from url, verifies it and puts it at target."""
+    name = os.path.basename(target)
+    if not url.endswith('.gz'):  # a raw copy has the published digest itself, which pooch checks
+        return download(url, target, 'sha256:' + expected_sha256, quiet)
+    download(url, target + '.gz', None, quiet, label=name)
+    install_idx(target + '.gz', target, expected_sha256, url)
 
 
 def fetch_mnist(data_dir, user_mirrors, quiet):
@@ -565,26 +434,22 @@ def fetch_mnist(data_dir, user_mirrors, quiet):
     for name, expected in MNIST_SHA256.items():
         target = os.path.join(folder, name)
         if os.path.isfile(target):
-            if file_digest(target, 'sha256') == expected:
+            if pooch.file_hash(target) == expected:
                 present += 1
                 continue
             warn('%s does not match its SHA-256 digest; fetching it again' % target)
-        sources = list(user_mirrors)
+            os.remove(target)
         if os.path.isfile(target + '.gz'):
             # A .gz already beside it (from an older downloader or a manual copy) saves a download.
-            sources.insert(0, folder)
-        failures = []
-        for url in candidate_urls(name, sources, MNIST_MIRRORS):
             try:
-                fetch_verified_idx(url, target, expected, quiet)
-                break
-            except (NotEnoughSpace, UnsafeArchive):
-                raise
-            except DownloadError as error:
-                failures.append(error)
-                warn('%s; trying the next source' % error)
-        else:
-            raise failure_summary(name, failures)
+                install_idx(target + '.gz', target, expected, target + '.gz')
+                downloaded += 1
+                continue
+            except DigestMismatch as error:
+                warn('%s; trying the mirrors' % error)
+        ensure_free_space(folder, 2 * MNIST_RAW_BYTES.get(name, 0), name)
+        first_that_delivers(name, candidate_urls(name, user_mirrors, MNIST_MIRRORS),
+                            lambda url: fetch_idx(url, target, expected, quiet))
         downloaded += 1
     return 'mnist: %d files ok (%d downloaded, %d already present) in %s' % (
         downloaded + present, downloaded, present, folder)
@@ -632,33 +497,15 @@ def download_from_drive(drive_id, output, quiet):
 def fetch_celeba_zip(data_dir, zip_path, user_mirrors, quiet):
     """Downloads img_align_celeba.zip from the user's mirrors, then Google Drive; verifies its MD5."""
     name = CELEBA['zip_name']
-    part_path = zip_path + '.part'
-    failures = []
-    for base in user_mirrors:
-        url = mirror_url(base, name)
+    ensure_free_space(data_dir, 2 * CELEBA['zip_bytes_approx'], name + ' and its extracted images')
+    for url in [mirror_url(base, name) for base in user_mirrors]:
         try:
-            fetch(url, part_path, name, quiet, extra_bytes=CELEBA['zip_bytes_approx'])
-            if sniff(read_head(part_path)) == 'html':
-                os.remove(part_path)
-                raise HtmlInsteadOfData('%s sent a web page instead of the archive' % url, url,
-                                        'a web page')
-            actual = file_digest(part_path, 'md5', 'verifying ' + name, quiet)
-            if actual != CELEBA['md5']:
-                os.remove(part_path)
-                brief = 'MD5 %s instead of %s' % (actual, CELEBA['md5'])
-                raise DigestMismatch('%s from %s has %s' % (name, url, brief), url, brief)
-            os.replace(part_path, zip_path)
-            return
-        except NotEnoughSpace:
-            raise
+            return download(url, zip_path, 'md5:' + CELEBA['md5'], quiet)
         except DownloadError as error:
-            failures.append(error)
             warn('%s; trying the next source' % error)
 
     # Drive gets its own output name: gdown keeps its partial file beside it and resumes it.
     drive_output = zip_path + '.drive'
-    if not os.path.exists(drive_output):
-        ensure_free_space(data_dir, 2 * CELEBA['zip_bytes_approx'], name + ' and its extracted images')
     try:
         download_from_drive(CELEBA['drive_id'], drive_output, quiet)
         if sniff(read_head(drive_output)) == 'html':  # whatever the gdown version did, check the bytes
@@ -671,7 +518,7 @@ def fetch_celeba_zip(data_dir, zip_path, user_mirrors, quiet):
     except Unreachable as error:
         raise Unreachable('cannot reach Google Drive for %s (%s): check the network connection, or %s'
                           % (name, error.brief, manual_celeba_steps(data_dir)))
-    actual = file_digest(drive_output, 'md5', 'verifying ' + name, quiet)
+    actual = pooch.file_hash(drive_output, alg='md5')
     if actual != CELEBA['md5']:
         os.remove(drive_output)
         raise DigestMismatch('%s from Google Drive has MD5 %s, expected %s: %s'
@@ -771,7 +618,7 @@ def fetch_celeba(data_dir, user_mirrors, quiet):
                                 os.path.join(target, CELEBA['zip_name'])) if os.path.isfile(path)]
     if placed:
         zip_path = placed[0]
-        actual = file_digest(zip_path, 'md5', 'verifying ' + CELEBA['zip_name'], quiet)
+        actual = pooch.file_hash(zip_path, alg='md5')
         if actual != CELEBA['md5']:
             raise DigestMismatch('%s has MD5 %s, expected %s, so it is incomplete or a different file; '
                                  'delete it and run this command again' % (zip_path, actual, CELEBA['md5']))
@@ -807,25 +654,22 @@ def fetch_inception(data_dir, user_mirrors, quiet):
     if os.path.isfile(target) and inception_graph_ok(target):
         return 'inception: %s ok (already present)' % target
     archive = INCEPTION['archive']
-    part_path = os.path.join(data_dir, archive + '.part')
-    failures = []
-    for url in [mirror_url(base, archive) for base in user_mirrors] + [INCEPTION['url']]:
+    archive_path = os.path.join(data_dir, archive)
+    ensure_free_space(data_dir, 2 * INCEPTION['archive_bytes_approx'], archive)
+
+    def fetch_one(url):
+        download(url, archive_path, None, quiet)
         try:
-            fetch(url, part_path, archive, quiet, extra_bytes=2 * INCEPTION['archive_bytes_approx'])
-            if sniff(read_head(part_path)) != 'gzip':
-                kind = sniff(read_head(part_path))
-                os.remove(part_path)
-                raise HtmlInsteadOfData('%s sent %s instead of a gzip archive' % (
-                    url, 'a web page' if kind == 'html' else 'something else'), url, 'not a gzip archive')
-            extract_inception_graph(part_path, target, url)
-            os.remove(part_path)
-            return 'inception: %s ok (downloaded; SHA-256 %s)' % (target, file_digest(target, 'sha256'))
-        except NotEnoughSpace:
-            raise
-        except DownloadError as error:
-            failures.append(error)
-            warn('%s; trying the next source' % error)
-    raise failure_summary(archive, failures)
+            if sniff(read_head(archive_path)) != 'gzip':
+                raise DigestMismatch('%s from %s is not a gzip archive' % (archive, url), url,
+                                     'not a gzip archive')
+            extract_inception_graph(archive_path, target, url)
+        finally:
+            os.remove(archive_path)
+
+    first_that_delivers(archive, [mirror_url(base, archive) for base in user_mirrors] + [INCEPTION['url']],
+                        fetch_one)
+    return 'inception: %s ok (downloaded; SHA-256 %s)' % (target, pooch.file_hash(target))
 
 
 def extract_inception_graph(archive_path, target, url):
@@ -842,8 +686,9 @@ def extract_inception_graph(archive_path, target, url):
             source = archive.extractfile(members[0])
             with open(tmp, 'wb') as out:
                 shutil.copyfileobj(source, out)  # our own file name: no path from the archive is used
-    except (tarfile.TarError, EOFError, OSError) as error:
-        os.remove(archive_path)
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
+        if isinstance(error, OSError) and error.errno:  # the disk, not the archive
+            raise
         raise DigestMismatch('%s from %s is not a readable archive (%s)' % (INCEPTION['archive'], url,
                                                                            short_reason(error)),
                              url, 'unreadable archive')
@@ -856,20 +701,6 @@ def extract_inception_graph(archive_path, target, url):
 
 # ----------------------------------------------------------------------------------------------------
 # Command line.
-
-def apply_settings_file(path):
-    """Replaces the module's tables from a JSON file (see SETTINGS_ENV)."""
-    with open(path) as settings_file:
-        settings = json.load(settings_file)
-    for key, value in settings.items():
-        if key not in SETTINGS_KEYS:
-            raise DownloadError('%s names an unknown setting %r; known: %s'
-                                % (path, key, ', '.join(sorted(SETTINGS_KEYS))))
-        if key == 'celeba':
-            CELEBA.update(value)
-        else:
-            globals()[SETTINGS_KEYS[key]] = value
-
 
 def run_prepare(datasets, data_dir):
     """Runs main.py's one-time preparation for each data set; raises DownloadError when it fails."""
@@ -919,13 +750,8 @@ def main(argv=None):
     args = parse_args(argv)
     fetchers = {'mnist': fetch_mnist, 'celebA': fetch_celeba, 'inception': fetch_inception}
     try:
-        if os.environ.get(SETTINGS_ENV):
-            apply_settings_file(os.environ[SETTINGS_ENV])
         mirrors = args.mirror + parse_mirrors(os.environ.get(MIRROR_ENV, ''))
-        try:
-            os.makedirs(args.data_dir, exist_ok=True)
-        except OSError as error:
-            raise DownloadError('cannot create --data_dir %s (%s)' % (args.data_dir, short_reason(error)))
+        os.makedirs(args.data_dir, exist_ok=True)
         for dataset in args.datasets:
             print(fetchers[dataset](args.data_dir, mirrors, args.quiet), flush=True)
         if args.prepare:
@@ -933,9 +759,18 @@ def main(argv=None):
     except DownloadError as error:
         print('download.py: error: %s.' % str(error).rstrip('.'), file=sys.stderr)
         return 1
+    except OSError as error:  # the disk: network failures are DownloadErrors by now
+        where = error.filename or args.data_dir
+        if error.errno in DISK_FULL:
+            message = ('the disk filled up while writing into %s: free some space or choose another '
+                       '--data_dir, then run the same command again' % where)
+        else:
+            message = 'cannot use %s (%s)' % (where, short_reason(error))
+        print('download.py: error: %s.' % message, file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print('\ndownload.py: interrupted; partial downloads are kept as *.part and the next run resumes '
-              'them.', file=sys.stderr)
+        print('\ndownload.py: interrupted; run the same command again to finish (a Google Drive download '
+              'resumes where it stopped).', file=sys.stderr)
         return 130
     return 0
 

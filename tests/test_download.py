@@ -4,6 +4,7 @@ import hashlib
 import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -172,7 +173,6 @@ def offline(monkeypatch, tiny_mnist):
     monkeypatch.setattr(download, 'BACKOFF_SECONDS', 0.01)
     monkeypatch.setattr(download, 'TIMEOUT_SECONDS', 5.0)
     monkeypatch.delenv(download.MIRROR_ENV, raising=False)
-    monkeypatch.delenv(download.SETTINGS_ENV, raising=False)
 
     def no_drive(*args, **kwargs):
         raise AssertionError('a test tried to download from Google Drive')
@@ -282,14 +282,6 @@ def test_member_destination_refuses_paths_outside_the_target(tmp_path, name):
         download.member_destination(str(tmp_path / 'celebA'), name, 'img_align_celeba/')
 
 
-def test_backoff_doubles_and_content_range_parses():
-    assert download.backoff_delays(4, 0.5) == [0.5, 1.0, 2.0, 4.0]
-    assert download.parse_content_range('bytes 100-199/200') == (100, 200)
-    assert download.parse_content_range('bytes 100-199/*') == (100, None)
-    with pytest.raises(download.TransferError):
-        download.parse_content_range('pages 1-2')
-
-
 def test_ensure_free_space_refuses_when_the_disk_is_small(monkeypatch, tmp_path):
     monkeypatch.setattr(download.shutil, 'disk_usage', lambda path: FakeUsage(free=1000))
     download.ensure_free_space(str(tmp_path), 999, 'x')
@@ -339,64 +331,46 @@ def test_a_corrupt_installed_file_is_fetched_again(server, tiny_mnist, tmp_path,
     assert_mnist_installed(tmp_path, tiny_mnist)
 
 
-def test_resume_after_the_connection_is_cut(server, tiny_mnist, tmp_path, capsys):
+def test_a_cut_connection_is_retried(server, tiny_mnist, tmp_path, capsys):
     name = MNIST_NAMES[0]
     serve_mnist(server, tiny_mnist)
     packed = server.routes['/' + name + '.gz']['body']
     server.add(name + '.gz', packed, 'cut_once')
     status, _, err = run(capsys, 'mnist', '--data_dir', tmp_path, '--mirror', server.url)
     assert status == 0, err
-    assert server.requests(name + '.gz') == [None, 'bytes=%d-' % (len(packed) // 2)]
-    assert 'retrying' in err
+    assert server.requests(name + '.gz') == [None, None]  # the whole file again, into a new temporary file
+    assert 'connection broke off' in err and 'retrying' in err
     assert_mnist_installed(tmp_path, tiny_mnist)
 
 
-def test_a_download_that_keeps_breaking_never_looks_finished(server, tiny_mnist, tmp_path, capsys):
+def test_a_download_that_keeps_breaking_leaves_nothing(server, tiny_mnist, tmp_path, capsys):
     name = MNIST_NAMES[0]
     serve_mnist(server, tiny_mnist)
     server.add(name + '.gz', server.routes['/' + name + '.gz']['body'], 'cut')
     status, _, err = run(capsys, 'mnist', '--data_dir', tmp_path, '--mirror', server.url)
-    assert status == 1 and 'connection closed after' in error_line(err)
+    assert status == 1 and 'no mirror could deliver' in error_line(err), err
     assert len(server.requests(name + '.gz')) == 1 + download.RETRIES
-    # Only the resumable partial file is there, under a name main.py does not read.
-    assert os.listdir(str(tmp_path / 'mnist')) == [name + '.gz.part']
+    # Neither a final name nor a temporary file is left behind.
+    assert os.listdir(str(tmp_path / 'mnist')) == []
 
 
-@pytest.mark.parametrize('behaviour', ['file', 'ignore_range'])
-def test_resume_a_part_file_left_by_an_earlier_run(server, tiny_mnist, tmp_path, capsys, behaviour):
-    name = MNIST_NAMES[0]
-    serve_mnist(server, tiny_mnist)
-    packed = server.routes['/' + name + '.gz']['body']
-    server.add(name + '.gz', packed, behaviour)
+def test_a_leftover_gz_beside_the_file_is_used(server, tiny_mnist, tmp_path, capsys):
     (tmp_path / 'mnist').mkdir()
-    (tmp_path / 'mnist' / (name + '.gz.part')).write_bytes(packed[:1000])
-    status, _, err = run(capsys, 'mnist', '--data_dir', tmp_path, '--mirror', server.url)
-    assert status == 0, err
-    # A server that ignores Range answers 200 with the whole file: the script starts again from 0.
-    assert server.requests(name + '.gz') == ['bytes=1000-']
+    for name, data in tiny_mnist.items():
+        (tmp_path / 'mnist' / (name + '.gz')).write_bytes(gzip.compress(data))
+    status, out, err = run(capsys, 'mnist', '--data_dir', tmp_path, '--mirror', server.url)
+    assert status == 0 and '(4 downloaded, 0 already present)' in out, err
+    assert server.log == []
     assert_mnist_installed(tmp_path, tiny_mnist)
 
 
-def test_a_whole_part_file_is_verified_without_fetching_it_again(server, tiny_mnist, tmp_path, capsys):
-    name = MNIST_NAMES[2]
-    serve_mnist(server, tiny_mnist)
-    (tmp_path / 'mnist').mkdir()
-    (tmp_path / 'mnist' / (name + '.gz.part')).write_bytes(server.routes['/' + name + '.gz']['body'])
-    status, _, err = run(capsys, 'mnist', '--data_dir', tmp_path, '--mirror', server.url)
+def test_a_corrupt_mirror_is_refused_and_the_next_one_used(server, tiny_mnist, tmp_path, capsys):
+    serve_mnist(server, {name: data[:-1] + b'\x01' for name, data in tiny_mnist.items()}, prefix='bad/')
+    serve_mnist(server, tiny_mnist, prefix='good/')
+    status, _, err = run(capsys, 'mnist', '--data_dir', tmp_path, '--mirror', server.url + 'bad/',
+                         '--mirror', server.url + 'good/')
     assert status == 0, err
-    assert len(server.requests(name + '.gz')) == 1  # answered 416 Range Not Satisfiable
-    assert_mnist_installed(tmp_path, tiny_mnist)
-
-
-def test_a_part_from_a_differently_compressed_copy_is_fetched_again(server, tiny_mnist, tmp_path, capsys):
-    name = MNIST_NAMES[0]
-    serve_mnist(server, tiny_mnist, compresslevel=9)
-    (tmp_path / 'mnist').mkdir()
-    other_copy = gzip.compress(tiny_mnist[name], 1)
-    (tmp_path / 'mnist' / (name + '.gz.part')).write_bytes(other_copy[:len(other_copy) // 2])
-    status, _, err = run(capsys, 'mnist', '--data_dir', tmp_path, '--mirror', server.url)
-    assert status == 0, err
-    assert server.requests(name + '.gz')[0].startswith('bytes=') and server.requests(name + '.gz')[1] is None
+    assert 'SHA-256' in err and 'trying the next source' in err
     assert_mnist_installed(tmp_path, tiny_mnist)
 
 
@@ -453,6 +427,7 @@ def test_html_page_instead_of_data_is_refused(server, tmp_path, capsys, behaviou
     status, _, err = run(capsys, 'mnist', '--data_dir', tmp_path, '--mirror', server.url)
     assert status == 1
     assert 'web page instead of train-images-idx3-ubyte' in error_line(err)
+    assert len(server.requests(MNIST_NAMES[0] + '.gz')) == 1  # a web page is not retried
     assert os.listdir(str(tmp_path / 'mnist')) == []
 
 
@@ -541,6 +516,25 @@ def test_celeba_from_google_drive(tiny_celeba, tmp_path, capsys, monkeypatch):
     status, _, err = run(capsys, 'celebA', '--data_dir', tmp_path)
     assert status == 0, err
     assert calls == ['no-drive-in-tests'] and len(celeba_images(tmp_path)) == 5
+
+
+def test_celeba_mirror_with_the_wrong_md5_is_refused_then_drive(server, tiny_celeba, tmp_path, capsys,
+                                                                 monkeypatch):
+    server.add('img_align_celeba.zip', tiny_celeba.read_bytes()[:-10] + b'0123456789')
+    monkeypatch.setattr(download, 'download_from_drive',
+                        lambda drive_id, output, quiet: shutil.copyfile(str(tiny_celeba), output))
+    data_dir = tmp_path / 'data'
+    status, out, err = run(capsys, 'celebA', '--data_dir', data_dir, '--mirror', server.url)
+    assert status == 0, err
+    assert 'does not have the published MD5' in err and 'downloaded and extracted' in out
+    assert sorted(os.listdir(str(data_dir))) == ['celebA']
+
+
+def test_celeba_mirror_cut_once_is_retried(server, tiny_celeba, tmp_path, capsys):
+    server.add('img_align_celeba.zip', tiny_celeba.read_bytes(), 'cut_once')
+    status, _, err = run(capsys, 'celebA', '--data_dir', tmp_path, '--mirror', server.url)
+    assert status == 0, err
+    assert len(server.requests('img_align_celeba.zip')) == 2 and len(celeba_images(tmp_path)) == 5
 
 
 @pytest.mark.parametrize('refusal', ['raises', 'writes_html'])
@@ -642,23 +636,31 @@ def test_drive_wrapper_uses_gdown_and_classifies_refusals(tmp_path, monkeypatch,
 # ----------------------------------------------------------------------------------------------------
 # The command a user types.
 
+# Runs download.main in a fresh interpreter after pointing the module at the tiny stand-ins.
+CLI_PRELUDE = """
+import json, sys
+sys.path.insert(0, sys.argv.pop(1))
+import download
+settings = json.loads(sys.argv.pop(1))
+download.MNIST_SHA256, download.MNIST_MIRRORS = settings['mnist_sha256'], []
+download.CELEBA['drive_id'] = 'no-drive-in-tests'
+download.RETRIES, download.BACKOFF_SECONDS, download.TIMEOUT_SECONDS = 2, 0.01, 5.0
+sys.exit(download.main())
+"""
+
+
 @pytest.fixture
 def cli(tmp_path, tiny_mnist):
-    """Runs `python download.py ARGS` with the tiny digests, no built-in sources and no way out."""
-    settings = tmp_path / 'settings.json'
-    settings.write_text(json.dumps({
-        'mnist_sha256': {name: sha256(data) for name, data in tiny_mnist.items()},
-        'mnist_mirrors': [], 'celeba': {'drive_id': 'no-drive-in-tests'},
-        'retries': 2, 'backoff_seconds': 0.01, 'timeout_seconds': 5}))
+    """Runs `download.py ARGS` in a new process with the tiny digests, no built-in sources and no way out."""
+    settings = json.dumps({'mnist_sha256': {name: sha256(data) for name, data in tiny_mnist.items()}})
     blackhole = 'http://127.0.0.1:9'  # any request that is not for 127.0.0.1 would go here and fail
     base_env = dict(os.environ, http_proxy=blackhole, https_proxy=blackhole, HTTP_PROXY=blackhole,
                     HTTPS_PROXY=blackhole, no_proxy='127.0.0.1,localhost', NO_PROXY='127.0.0.1,localhost')
-    base_env[download.SETTINGS_ENV] = str(settings)
     base_env.pop(download.MIRROR_ENV, None)
 
     def command(*args, env=None, popen=False):
         full_env = dict(base_env, **(env or {}))
-        line = [sys.executable, os.path.join(REPO, 'download.py')] + [str(arg) for arg in args]
+        line = [sys.executable, '-c', CLI_PRELUDE, REPO, settings] + [str(arg) for arg in args]
         if popen:
             return subprocess.Popen(line, cwd=str(tmp_path), env=full_env, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, universal_newlines=True)
@@ -723,29 +725,34 @@ def test_command_line_digest_mismatch_is_one_sentence(cli, server, tiny_mnist):
     assert 'failed its digest check' in error_line(result.stderr)
 
 
-def test_command_line_ctrl_c_keeps_the_part_file_for_resuming(cli, server, tiny_mnist, tmp_path):
+def test_command_line_ctrl_c_leaves_nothing_half_written(cli, server, tiny_mnist, tmp_path):
     name = MNIST_NAMES[0]
     serve_mnist(server, tiny_mnist)
     packed = server.routes['/' + name + '.gz']['body']
     server.add(name + '.gz', packed, 'slow')
-    part = tmp_path / 'data' / 'mnist' / (name + '.gz.part')
+    folder = tmp_path / 'data' / 'mnist'
     process = cli('mnist', '--mirror', server.url, popen=True)
     deadline = time.time() + 20
-    while not (part.exists() and server.requests(name + '.gz')) and time.time() < deadline:
+    while not (folder.is_dir() and os.listdir(str(folder)) and server.requests(name + '.gz')) \
+            and time.time() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=20)
     assert process.returncode == 130, stderr
     assert 'interrupted' in stderr and 'Traceback' not in stderr
-    assert part.read_bytes() == packed[:1000]
-    assert not (tmp_path / 'data' / 'mnist' / name).exists()
+    assert os.listdir(str(folder)) == []  # pooch's temporary file is gone, no final name was written
 
     server.add(name + '.gz', packed)
     result = cli('mnist', '--mirror', server.url)
     assert result.returncode == 0, result.stderr
-    assert server.requests(name + '.gz')[-1] == 'bytes=1000-'
     assert_mnist_installed(tmp_path / 'data', tiny_mnist)
+
+
+def test_command_line_lsun_and_unknown_names_from_the_script():
+    script = [sys.executable, os.path.join(REPO, 'download.py')]
+    lsun = subprocess.run(script + ['lsun'], stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert lsun.returncode == 2 and '--dataset NAME' in lsun.stderr and 'Traceback' not in lsun.stderr
 
 
 def test_command_line_refuses_lsun_and_unknown_names(cli):
