@@ -19,7 +19,6 @@ import zlib
 
 import pooch
 import requests
-import urllib3
 from tqdm import tqdm
 
 REPO = os.path.dirname(os.path.abspath(__file__))
@@ -97,11 +96,7 @@ pooch.get_logger().setLevel(logging.WARNING)
 # Errors: each message is one sentence the user can act on; main() prints it and exits with status 1.
 
 class DownloadError(Exception):
-    """A failure the user can act on; str() is one sentence.
-
-    Errors about one source also carry its url and a brief reason, for the summary that lists every
-    source tried.
-    """
+    """A failure the user can act on; str() is one sentence, brief a few words for the summary."""
 
     def __init__(self, message, url=None, brief=None):
         super().__init__(message)
@@ -163,23 +158,19 @@ def candidate_urls(name, user_mirrors, default_mirrors):
     return urls
 
 
-def sniff(head):
-    """Names the format of a file from its first bytes: 'gzip', 'zip', 'idx', 'html' or 'unknown'."""
-    if head[:2] == b'\x1f\x8b':
-        return 'gzip'
-    if head[:4] in (b'PK\x03\x04', b'PK\x05\x06'):
-        return 'zip'
-    if head[:3] == b'\x00\x00\x08':  # idx magic: two zero bytes, then type 0x08 (unsigned byte)
-        return 'idx'
-    text = head[:1024].lstrip(b'\xef\xbb\xbf \t\r\n').lower()
-    if text.startswith(b'<!doctype html') or text.startswith(b'<html') or b'<html' in text[:512]:
-        return 'html'
-    return 'unknown'
-
-
-def read_head(path, count=1024):
+def file_start(path, count=1024):
     with open(path, 'rb') as source:
         return source.read(count)
+
+
+def is_gzip(path):
+    return file_start(path, 2) == b'\x1f\x8b'
+
+
+def is_html(path):
+    """True for a web page (an error, login or quota page) saved where a data file was expected."""
+    text = file_start(path).lstrip(b'\xef\xbb\xbf \t\r\n').lower()
+    return text.startswith((b'<!doctype html', b'<html')) or b'<html' in text[:512]
 
 
 def member_destination(root, member_name, strip_prefix=''):
@@ -262,59 +253,63 @@ def warn(message):
 # ----------------------------------------------------------------------------------------------------
 # Fetching one URL: pooch writes a temporary file, checks its hash and renames it into place.
 
-def transfer(url, output_file, bar):
-    """A pooch downloader: HTTP(S) through pooch's own, file:// URLs by a copy; refuses a web page."""
+def transfer(url, output_file, label, quiet):
+    """pooch's downloader: writes url (http, https or file) to output_file, with a progress bar.
+
+    Raises Unreachable when no answer comes, requests' errors for an HTTP error status or a broken
+    transfer, and HtmlInsteadOfData for a web page.
+    """
     scheme = urllib.parse.urlparse(url).scheme
-    if scheme in ('http', 'https'):
-        pooch.HTTPDownloader(progressbar=bar, chunk_size=CHUNK_BYTES, timeout=TIMEOUT_SECONDS,
-                             headers={'Accept-Encoding': 'identity'})(url, output_file, None)
-    elif scheme == 'file':
+    if scheme == 'file':
         source = urllib.request.url2pathname(urllib.parse.urlparse(url).path)
         if not os.path.isfile(source):
             folder, name = os.path.split(source)
             raise Unavailable('%s holds no file %s' % (folder, name), url, 'no file %s' % name)
-        bar.total = os.path.getsize(source)
         with open(source, 'rb') as copied, open(output_file, 'wb') as written:
             shutil.copyfileobj(copied, written, CHUNK_BYTES)
-        bar.update(bar.total)
+    elif scheme in ('http', 'https'):
+        try:
+            response = requests.get(url, stream=True, timeout=TIMEOUT_SECONDS,
+                                    headers={'Accept-Encoding': 'identity'})  # the bytes as stored
+        except requests.RequestException as error:
+            reason = short_reason(error)
+            raise Unreachable('cannot reach %s (%s)' % (url, reason), url, reason)
+        with response, open(output_file, 'wb') as written:
+            response.raise_for_status()
+            size = int(response.headers.get('Content-Length') or 0) or None
+            with tqdm(total=size, desc=label, unit='B', unit_scale=True, disable=quiet,
+                      file=sys.stderr) as bar:
+                for block in response.iter_content(CHUNK_BYTES):
+                    written.write(block)
+                    bar.update(len(block))
     else:
         raise DownloadError('cannot download %s: a mirror is an http://, https:// or file:// URL, or a '
                             'local folder' % url)
-    if sniff(read_head(output_file)) == 'html':
+    if is_html(output_file):
         raise HtmlInsteadOfData('%s sent a web page instead of the data file' % url, url, 'a web page')
 
 
-def never_connected(error):
-    """True when requests could not open a connection at all (refused, unknown host, connect timeout)."""
-    return (isinstance(error, requests.ConnectionError) and bool(error.args)
-            and isinstance(error.args[0], urllib3.exceptions.MaxRetryError))
-
-
 def download(url, path, known_hash=None, quiet=False, label=None):
-    """Fetches url to path (replacing it) with pooch; known_hash is 'md5:...' or 'sha256:...' or None.
+    """Fetches url to path (replacing it) with pooch; known_hash is 'md5:...', 'sha256:...' or None.
 
-    path only ever holds a whole file that matches known_hash. A transfer that breaks off, or an
-    HTTP 5xx/408/429 answer, is retried from the start after a growing pause (RETRIES,
-    BACKOFF_SECONDS). Raises DownloadError, with one sentence, when url does not deliver.
+    pooch writes a temporary file, checks known_hash and renames it, so path only ever holds a whole,
+    matching file. A transfer that breaks off, or an HTTP 5xx/408/429 answer, is retried from the
+    start after a growing pause (RETRIES, BACKOFF_SECONDS). Raises DownloadError (one sentence).
     """
     folder, name = os.path.split(os.path.abspath(path))
     remove_if_exists(path)  # pooch would keep a file that is already there
     for attempt in range(RETRIES + 1):
-        # total=1: pooch only feeds a bar that is true, and tqdm's truth is a nonzero total.
-        bar = tqdm(total=1, desc=label or name, unit='B', unit_scale=True, disable=quiet, file=sys.stderr)
         try:
             pooch.retrieve(url, known_hash, fname=name, path=folder,
-                           downloader=lambda url, output_file, _: transfer(url, output_file, bar))
+                           downloader=lambda url, output_file, _: transfer(url, output_file, label or name,
+                                                                          quiet))
             return
         except requests.HTTPError as error:
             code = error.response.status_code
             brief = ('HTTP %d %s' % (code, error.response.reason or '')).strip()
             failure = Unavailable('%s answered %s' % (url, brief), url, brief)
             transient = code >= 500 or code in (408, 429)
-        except requests.RequestException as error:
-            if never_connected(error):
-                reason = short_reason(error)
-                raise Unreachable('cannot reach %s (%s)' % (url, reason), url, reason)
+        except requests.RequestException:  # the answer had begun: the connection broke or stalled
             brief = 'the connection broke off during the transfer'
             failure = Unavailable('%s from %s' % (brief, url), url, brief)
             transient = True
@@ -324,8 +319,6 @@ def download(url, path, known_hash=None, quiet=False, label=None):
             algorithm = known_hash.split(':')[0].upper()
             raise DigestMismatch('%s from %s does not have the published %s' % (name, url, algorithm), url,
                                  'wrong ' + algorithm)
-        finally:
-            bar.close()
         if not transient or attempt == RETRIES:
             raise failure
         delay = BACKOFF_SECONDS * 2 ** attempt
@@ -347,12 +340,7 @@ def failure_summary(name, failures):
     The most telling failure picks the sentence: a digest mismatch, then a web page, then an HTTP
     error or broken transfer, else no source could be reached at all.
     """
-    details = []
-    for error in failures:
-        detail = '%s: %s' % (source_label(error.url), error.brief)
-        if detail not in details:
-            details.append(detail)
-    details = '; '.join(details)
+    details = '; '.join(dict.fromkeys('%s: %s' % (source_label(e.url), e.brief) for e in failures))
     kinds = set(type(error) for error in failures)
     if DigestMismatch in kinds:
         return DigestMismatch('%s failed its digest check from every source that sent it (%s), so '
@@ -394,7 +382,7 @@ def install_idx(staged, target, expected_sha256, source):
     """
     unpacked = target + '.unpacked'
     digest = hashlib.sha256()
-    opener = gzip.open if sniff(read_head(staged)) == 'gzip' else open
+    opener = gzip.open if is_gzip(staged) else open
     try:
         with opener(staged, 'rb') as packed, open(unpacked, 'wb') as raw:
             for block in iter(lambda: packed.read(CHUNK_BYTES * 16), b''):
@@ -466,29 +454,22 @@ def manual_celeba_steps(data_dir):
 
 
 def download_from_drive(drive_id, output, quiet):
-    """Fetches a Google Drive file with gdown (which follows Drive's confirmation flow) to output.
+    """Fetches a Google Drive file with gdown (which follows Drive's confirmation pages) to output.
 
     gdown resumes its own partial file when run again. Raises DownloadError when Drive refuses.
     """
-    try:
-        import gdown
-    except ImportError:
-        raise DownloadError('downloading celebA from Google Drive needs the gdown package; run '
-                            '`pip install gdown` and try again')
+    import gdown  # imported here: it is only needed for celebA, and slow to import
     try:
         result = gdown.download(id=drive_id, output=output, quiet=quiet, resume=True)
-    except KeyboardInterrupt:
-        raise
-    except Exception as error:  # gdown and requests raise many types; each means "no file came"
-        connection_error = type(error).__name__ in ('ConnectionError', 'Timeout', 'ConnectTimeout',
-                                                    'ReadTimeout', 'SSLError', 'ProxyError')
-        kind = Unreachable if connection_error else HtmlInsteadOfData
+    except Exception as error:  # gdown raises many types; each means "no file came"
+        offline = isinstance(error, (requests.ConnectionError, requests.Timeout))
+        kind = Unreachable if offline else HtmlInsteadOfData
         reason = one_line(error) or type(error).__name__
         raise kind('Google Drive did not send the file (%s)' % reason, brief=reason)
     # Older gdown versions print the refusal and return None instead of raising.
     if result is None or not os.path.isfile(output):
         raise HtmlInsteadOfData('Google Drive did not send the file', brief='gdown got no file')
-    if sniff(read_head(output)) == 'html':
+    if is_html(output):
         os.remove(output)
         raise HtmlInsteadOfData('Google Drive sent a web page instead of the file',
                                 brief='it sent a web page instead of the archive')
@@ -508,10 +489,6 @@ def fetch_celeba_zip(data_dir, zip_path, user_mirrors, quiet):
     drive_output = zip_path + '.drive'
     try:
         download_from_drive(CELEBA['drive_id'], drive_output, quiet)
-        if sniff(read_head(drive_output)) == 'html':  # whatever the gdown version did, check the bytes
-            os.remove(drive_output)
-            raise HtmlInsteadOfData('Google Drive sent a web page instead of the archive',
-                                    brief='it sent a web page instead of the archive')
     except HtmlInsteadOfData as error:
         raise HtmlInsteadOfData('Google Drive refused to send %s (%s; usually its daily download quota): %s'
                                 % (name, error.brief, manual_celeba_steps(data_dir)))
@@ -660,7 +637,7 @@ def fetch_inception(data_dir, user_mirrors, quiet):
     def fetch_one(url):
         download(url, archive_path, None, quiet)
         try:
-            if sniff(read_head(archive_path)) != 'gzip':
+            if not is_gzip(archive_path):
                 raise DigestMismatch('%s from %s is not a gzip archive' % (archive, url), url,
                                      'not a gzip archive')
             extract_inception_graph(archive_path, target, url)

@@ -61,7 +61,7 @@ def test_a_full_disk_while_downloading_is_one_sentence(server, tiny_mnist, tmp_p
     line = error_line(err)
     assert 'the disk filled up while writing into %s' % data_dir in line and '--data_dir' in line, line
     assert os.listdir(str(data_dir / 'mnist')) == []  # pooch removed its temporary file
-    assert len(server.requests(MNIST_NAMES[0] + '.gz')) == 1  # not retried against a full disk, nor other sources
+    assert len(server.requests(MNIST_NAMES[0] + '.gz')) == 1  # neither retried nor other sources tried
 
     disk['full'] = False  # space freed: the same command finishes
     status, _, err = run(capsys, 'mnist', '--data_dir', data_dir, '--mirror', server.url)
