@@ -1,5 +1,6 @@
 """Fetches the data sets main.py trains on (MNIST, celebA) into data_dir and verifies them by digest."""
 import argparse
+import contextlib
 import errno
 import gzip
 import hashlib
@@ -254,37 +255,39 @@ def warn(message):
 # Fetching one URL: pooch writes a temporary file, checks its hash and renames it into place.
 
 def transfer(url, output_file, label, quiet):
-    """pooch's downloader: writes url (http, https or file) to output_file, with a progress bar.
+    """pooch's downloader: writes url (http, https or file) to output_file under a progress bar.
 
     Raises Unreachable when no answer comes, requests' errors for an HTTP error status or a broken
     transfer, and HtmlInsteadOfData for a web page.
     """
     scheme = urllib.parse.urlparse(url).scheme
-    if scheme == 'file':
-        source = urllib.request.url2pathname(urllib.parse.urlparse(url).path)
-        if not os.path.isfile(source):
-            folder, name = os.path.split(source)
-            raise Unavailable('%s holds no file %s' % (folder, name), url, 'no file %s' % name)
-        with open(source, 'rb') as copied, open(output_file, 'wb') as written:
-            shutil.copyfileobj(copied, written, CHUNK_BYTES)
-    elif scheme in ('http', 'https'):
-        try:
-            response = requests.get(url, stream=True, timeout=TIMEOUT_SECONDS,
-                                    headers={'Accept-Encoding': 'identity'})  # the bytes as stored
-        except requests.RequestException as error:
-            reason = short_reason(error)
-            raise Unreachable('cannot reach %s (%s)' % (url, reason), url, reason)
-        with response, open(output_file, 'wb') as written:
+    with contextlib.ExitStack() as closing:
+        if scheme == 'file':
+            source = urllib.request.url2pathname(urllib.parse.urlparse(url).path)
+            if not os.path.isfile(source):
+                folder, name = os.path.split(source)
+                raise Unavailable('%s holds no file %s' % (folder, name), url, 'no file %s' % name)
+            copied = closing.enter_context(open(source, 'rb'))
+            size = os.path.getsize(source)
+            blocks = iter(lambda: copied.read(CHUNK_BYTES), b'')
+        elif scheme in ('http', 'https'):
+            try:  # identity: the bytes as stored, so nothing is unpacked on the way
+                response = closing.enter_context(requests.get(
+                    url, stream=True, timeout=TIMEOUT_SECONDS, headers={'Accept-Encoding': 'identity'}))
+            except requests.RequestException as error:
+                reason = short_reason(error)
+                raise Unreachable('cannot reach %s (%s)' % (url, reason), url, reason)
             response.raise_for_status()
             size = int(response.headers.get('Content-Length') or 0) or None
-            with tqdm(total=size, desc=label, unit='B', unit_scale=True, disable=quiet,
-                      file=sys.stderr) as bar:
-                for block in response.iter_content(CHUNK_BYTES):
-                    written.write(block)
-                    bar.update(len(block))
-    else:
-        raise DownloadError('cannot download %s: a mirror is an http://, https:// or file:// URL, or a '
-                            'local folder' % url)
+            blocks = response.iter_content(CHUNK_BYTES)
+        else:
+            raise DownloadError('cannot download %s: a mirror is an http://, https:// or file:// URL, or '
+                                'a local folder' % url)
+        with open(output_file, 'wb') as written, tqdm(total=size, desc=label, unit='B', unit_scale=True,
+                                                      disable=quiet, file=sys.stderr) as bar:
+            for block in blocks:
+                written.write(block)
+                bar.update(len(block))
     if is_html(output_file):
         raise HtmlInsteadOfData('%s sent a web page instead of the data file' % url, url, 'a web page')
 
