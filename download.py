@@ -737,8 +737,7 @@ def main(argv=None):
         if args.prepare:
             run_prepare([d for d in args.datasets if d != 'inception'], args.data_dir)
     except DownloadError as error:
-        print('download.py: error: %s.' % str(error).rstrip('.'), file=sys.stderr)
-        return 1
+        message = str(error)
     except OSError as error:  # the disk: network failures are DownloadErrors by now
         where = error.filename or args.data_dir
         if error.errno in DISK_FULL:
@@ -746,14 +745,14 @@ def main(argv=None):
                        '--data_dir, then run the same command again' % where)
         else:
             message = 'cannot use %s (%s)' % (where, short_reason(error))
-        print('download.py: error: %s.' % message, file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print('\ndownload.py: interrupted; run the same command again to finish (a Google Drive download '
               'resumes where it stopped).', file=sys.stderr)
         return 130
-    return 0
-
+    else:
+        return 0
+    print('download.py: error: %s.' % message.rstrip('.'), file=sys.stderr)
+    return 1
 
 if __name__ == '__main__':
     sys.exit(main())

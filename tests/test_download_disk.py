@@ -1,6 +1,7 @@
 """download.py on a disk that fills up while a file is written: one sentence, nothing half-written kept."""
 import builtins
 import errno
+import gzip
 import os
 
 import download
@@ -83,10 +84,8 @@ def test_a_full_disk_while_copying_from_a_local_mirror(tiny_mnist, tmp_path, cap
 
 def test_a_full_disk_while_unpacking_is_one_sentence(tiny_mnist, tmp_path, capsys, monkeypatch):
     mirror = tmp_path / 'mirror'
-    serve = {name: data for name, data in tiny_mnist.items()}
     mirror.mkdir()
-    import gzip
-    for name, data in serve.items():
+    for name, data in tiny_mnist.items():
         (mirror / (name + '.gz')).write_bytes(gzip.compress(data))
     real_install = download.install_idx
 
