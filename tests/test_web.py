@@ -120,10 +120,11 @@ def test_parse_log_line_other_lines_and_nan():
     assert prefixed['step'] == 7
 
 
-def test_parse_log_text_keeps_the_latest_lines_after_a_restart():
+def test_log_points_keep_the_latest_lines_after_a_restart(tmp_path):
     text = '\n'.join([step_line(s, 1.0, 1.0) for s in (0, 1, 2, 3)] + ['resuming'] +
-                     [step_line(s, 2.0, 2.0) for s in (2, 3, 4)])
-    points = webapp.parse_log_text(text)
+                      [step_line(s, 2.0, 2.0) for s in (2, 3, 4)]) + '\n'
+    (tmp_path / 'log.txt').write_text(text)
+    points = webapp.LogCache().points(str(tmp_path / 'log.txt'))
     assert [p['step'] for p in points] == [0, 1, 2, 3, 4]
     assert [p['d_loss'] for p in points] == [1.0, 1.0, 2.0, 2.0, 2.0]
 
@@ -135,7 +136,7 @@ def test_split_complete_lines_leaves_a_partial_line():
 
 
 def test_loss_series_since_reset_nonfinite_and_thinning():
-    points = webapp.parse_log_text('\n'.join(step_line(s, 1.0 + s, 2.0) for s in range(10)))
+    points = [webapp.steplog.parse_line(step_line(s, 1.0 + s, 2.0)) for s in range(10)]
     points[3]['g_loss'] = float('nan')
     full = webapp.loss_series(points)
     assert full['steps'] == list(range(10)) and full['last_step'] == 9 and full['nonfinite'] == 1

@@ -70,16 +70,6 @@ def split_complete_lines(data):
     return [line for line in re.split(r'[\r\n]', text) if line], end + 1
 
 
-def parse_log_text(text):
-    """Parses the complete text of a log into the list of step points (see steplog.parse_line, append_point)."""
-    points = []
-    for line in re.split(r'[\r\n]', text):
-        point = steplog.parse_line(line)
-        if point is not None:
-            append_point(points, point)
-    return points
-
-
 def finite_or_none(value):
     """A float if finite, else None (JSON has no NaN; the chart leaves a gap there)."""
     if value is None or math.isnan(value) or math.isinf(value):
@@ -449,10 +439,17 @@ class RunReader(object):
 
     # -- one run ------------------------------------------------------------------------------------------
 
-    def summary(self, name, run_dir):
-        """Summarises one run: config highlights, progress from the log, last losses, liveness."""
-        now = time.time()
+    @staticmethod
+    def read_files(run_dir):
+        """(config or None, the problem reading it or None, metric rows) of a run."""
         config, config_problem = read_json_file(os.path.join(run_dir, 'config.json'), run_dir)
+        return config, config_problem, read_metrics(run_dir)
+
+    def summary(self, name, run_dir, files=None):
+        """Summarises one run: config highlights, progress from the log, last losses, liveness; files is
+        read_files' answer when the caller has it already."""
+        now = time.time()
+        config, config_problem, metrics_rows = files or self.read_files(run_dir)
         points = self.logs.points(os.path.join(run_dir, 'log.txt'), run_dir)
         last = points[-1] if points else None
         samples = self.images_in(run_dir, 'samples', ('.png',))
@@ -472,7 +469,6 @@ class RunReader(object):
         last_modified = max(mtimes) if mtimes else None
         live = last_modified is not None and now - last_modified <= self.live_seconds
 
-        metrics_rows = read_metrics(run_dir)
         config = config or {}
         settings = [(key, config[key]) for key in KEY_SETTINGS if key in config]
         try:
@@ -510,8 +506,9 @@ class RunReader(object):
 
     def detail(self, name, run_dir):
         """Everything the run view shows: summary, config, images by kind, metrics and the log's tail."""
-        info = self.summary(name, run_dir)
-        config, config_problem = read_json_file(os.path.join(run_dir, 'config.json'), run_dir)
+        files = self.read_files(run_dir)
+        info = self.summary(name, run_dir, files)
+        config, config_problem, metrics_rows = files
         samples = self.images_in(run_dir, 'samples', ('.png',))
         timeline, others, reals = [], [], None
         for file_name, stat in samples:
@@ -525,7 +522,6 @@ class RunReader(object):
         timeline.sort(key=lambda item: item['step'])
         generated = self.images_in(run_dir, 'generated', ('.png',))
         visualize = self.images_in(run_dir, 'visualize', ('.png', '.gif'))
-        metrics_rows = read_metrics(run_dir)
         info.update(json_safe({
             'config': config,
             'config_problem': config_problem,
@@ -688,9 +684,7 @@ def create_app(out_dir, loopback_only=True, live_seconds=LIVE_SECONDS):
         path = reader.resolve_file(name, rel)
         if path is None:
             abort(404)
-        mimetype = 'text/plain; charset=utf-8' if rel.endswith('.txt') else None
-        if rel.endswith('.jsonl') or rel.endswith('.json'):
-            mimetype = 'text/plain; charset=utf-8'
+        mimetype = 'text/plain; charset=utf-8' if rel.endswith(('.txt', '.json', '.jsonl')) else None
         return send_file(path, mimetype=mimetype, conditional=True, max_age=0)
 
     return app
