@@ -120,10 +120,11 @@ def test_parse_log_line_other_lines_and_nan():
     assert prefixed['step'] == 7
 
 
-def test_parse_log_text_keeps_the_latest_lines_after_a_restart():
+def test_log_points_keep_the_latest_lines_after_a_restart(tmp_path):
     text = '\n'.join([step_line(s, 1.0, 1.0) for s in (0, 1, 2, 3)] + ['resuming'] +
-                     [step_line(s, 2.0, 2.0) for s in (2, 3, 4)])
-    points = webapp.parse_log_text(text)
+                      [step_line(s, 2.0, 2.0) for s in (2, 3, 4)]) + '\n'
+    (tmp_path / 'log.txt').write_text(text)
+    points = webapp.LogCache().points(str(tmp_path / 'log.txt'))
     assert [p['step'] for p in points] == [0, 1, 2, 3, 4]
     assert [p['d_loss'] for p in points] == [1.0, 1.0, 2.0, 2.0, 2.0]
 
@@ -135,7 +136,7 @@ def test_split_complete_lines_leaves_a_partial_line():
 
 
 def test_loss_series_since_reset_nonfinite_and_thinning():
-    points = webapp.parse_log_text('\n'.join(step_line(s, 1.0 + s, 2.0) for s in range(10)))
+    points = [webapp.steplog.parse_line(step_line(s, 1.0 + s, 2.0)) for s in range(10)]
     points[3]['g_loss'] = float('nan')
     full = webapp.loss_series(points)
     assert full['steps'] == list(range(10)) and full['last_step'] == 9 and full['nonfinite'] == 1
@@ -154,17 +155,6 @@ def test_metrics_summary_skips_bad_lines():
     summary = webapp.metrics_summary(rows)
     assert summary['count'] == 2 and summary['columns'] == ['step', 'fd', 'acc']
     assert summary['latest'] == {'step': 2, 'fd': 'nan', 'acc': 1}
-
-
-def test_image_complete_detects_half_written_png(tmp_path):
-    path = str(tmp_path / 'a.png')
-    write_grid(path)
-    assert webapp.image_complete(path)
-    data = open(path, 'rb').read()
-    with open(path, 'wb') as f:
-        f.write(data[:len(data) // 2])
-    assert not webapp.image_complete(path)
-    assert not webapp.image_complete(str(tmp_path / 'missing.png'))
 
 
 def test_is_inside_and_host_names(tmp_path):
@@ -200,9 +190,11 @@ def test_index_page_is_local_only(client):
     assert 'DCGAN runs' in html
     assert 'http://' not in html and 'https://' not in html and '//cdn' not in html
     assert "default-src 'none'" in response.headers['Content-Security-Policy']
-    for asset in ('/static/app.js', '/static/style.css', '/static/favicon.svg'):
+    for asset in ('/static/app.js', '/static/style.css', '/static/favicon.svg',
+                  '/static/vendor/uplot/uPlot-1.6.32.iife.min.js', '/static/vendor/uplot/uPlot-1.6.32.min.css'):
         assert asset in html
         assert client.get(asset).status_code == 200
+    assert 'MIT License' in open(os.path.join(REPO, 'web', 'static', 'vendor', 'uplot', 'LICENSE')).read()
     css = client.get('/static/style.css').get_data(as_text=True)
     assert 'image-rendering: pixelated' in css
 
@@ -253,7 +245,6 @@ def test_run_detail(client):
     assert data['metrics']['count'] == 2 and data['metrics']['columns'][0] == 'step'
     assert data['log_tail'][0] == 'Loading mnist from data/mnist'
     assert data['files'] == ['log.txt', 'config.json', 'metrics.jsonl']
-    assert data['partial_images'] == 0
     for item in data['timeline'] + [data['reals']]:
         assert client.get('/files/run_a/' + item['file']).status_code == 200
     assert client.get('/api/runs/nope').status_code == 404
@@ -404,21 +395,21 @@ def test_missing_empty_and_file_out_dir(tmp_path):
 
 
 def test_run_being_written(tmp_path):
-    """A run with only a half-written config, a truncated log and a half-written sample still shows."""
+    """A run with a broken config, a truncated log and images still under their temporary names still shows."""
     run = tmp_path / 'out' / 'fresh'
     (run / 'samples').mkdir(parents=True)
+    (run / 'visualize').mkdir()
     (run / 'config.json').write_text('{"dataset": "mni')
     (run / 'log.txt').write_text(step_line(0, 1.0, 1.0) + '\n' + step_line(1, 1.0, 1.0)[:25])
     write_grid(str(run / 'samples' / 'train_00000000.png'))
-    write_grid(str(run / 'samples' / 'train_00000001.png'))
-    data = (run / 'samples' / 'train_00000001.png').read_bytes()
-    (run / 'samples' / 'train_00000001.png').write_bytes(data[:len(data) // 3])
+    (run / 'samples' / 'train_00000001.png.tmp').write_bytes(b'\x89PNG')  # utils.save_image's, before its rename
+    (run / 'visualize' / 'gif_z000.gif.tmp.gif').write_bytes(b'GIF8')  # utils.save_gif's
     client = client_for(tmp_path / 'out')
     listed = client.get('/api/runs').get_json()['runs']
     assert listed[0]['name'] == 'fresh' and listed[0]['last_step'] == 0 and listed[0]['dataset'] is None
     assert 'not valid JSON' in listed[0]['config_problem']
     detail = client.get('/api/runs/fresh').get_json()
-    assert [item['step'] for item in detail['timeline']] == [0] and detail['partial_images'] == 1
+    assert [item['step'] for item in detail['timeline']] == [0] and detail['visualize'] == []
     assert detail['reals'] is None and detail['generated'] == [] and detail['metrics']['count'] == 0
     assert client.get('/api/runs/fresh/losses').get_json()['steps'] == [0]
     (run / 'log.txt').unlink()

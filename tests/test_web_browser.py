@@ -22,6 +22,7 @@ CHROMEDRIVER = '/usr/bin/chromedriver'
 APP = os.path.join(REPO, 'web', 'app.py')
 ARTIFACTS = os.path.join(REPO, 'tests', 'artifacts')
 WAIT_S = 20
+D_COLOUR, G_COLOUR = '#2f6fdf', '#e0702b'  # the page's D and G lines, and its first run in the comparison
 
 
 def unavailable(reason):
@@ -166,6 +167,20 @@ def chart_points(browser):
     return int(browser.find_element('id', 'loss-chart').get_attribute('data-points') or 0)
 
 
+def line_pixels(browser, chart_id, colour):
+    """How many pixels of the chart's canvas are drawn in colour ('#rrggbb', antialiased edges left out)."""
+    return browser.execute_script(
+        'var canvas = document.querySelector("#" + arguments[0] + " canvas"), hex = arguments[1];'
+        'if (!canvas || !canvas.width) return 0;'
+        'var want = [1, 3, 5].map(function (i) { return parseInt(hex.substr(i, 2), 16); });'
+        'var px = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data, n = 0;'
+        'for (var i = 0; i < px.length; i += 4) {'
+        '  if (px[i + 3] > 200 && Math.abs(px[i] - want[0]) + Math.abs(px[i + 1] - want[1]) +'
+        '      Math.abs(px[i + 2] - want[2]) < 60) n++;'
+        '}'
+        'return n;', chart_id, colour)
+
+
 def shown_step(browser):
     value = browser.find_element('id', 'step-label').get_attribute('data-step')
     return int(value) if value else None
@@ -209,8 +224,8 @@ def browse_run(driver, url, run_dir):
     row_text = driver.find_element('css selector', row_css).text
     assert 'mnist' in row_text and ('live' in row_text or 'idle' in row_text), row_text
     wait_for(driver, lambda b: b.find_element('id', 'compare-chart').get_attribute('data-series-count') == '1' and
-             b.find_elements('css selector', '#compare-chart path.line[data-series="%s"]' % name),
-             'the run in the comparison chart')
+             name in b.find_element('id', 'compare-legend').text and line_pixels(b, 'compare-chart', D_COLOUR) > 20,
+             'the run drawn in the comparison chart')
     save_screenshot(driver, 'web_runs.png')
 
     # Pick the run.
@@ -221,9 +236,13 @@ def browse_run(driver, url, run_dir):
         logged = len(set(re.findall(r'^\[\s*(\d+) Epoch:', f.read(), re.M)))
     assert logged >= 2, 'log.txt has %d step lines' % logged
     wait_for(driver, lambda b: chart_points(b) == logged, 'one chart point per logged step (%d)' % logged)
-    for series in ('d', 'g'):
-        path = driver.find_element('css selector', 'path.line[data-series="%s"]' % series).get_attribute('d')
-        assert path.startswith('M') and path.count('L') >= 1, path
+    for label, colour in (('D', D_COLOUR), ('G', G_COLOUR)):
+        wait_for(driver, lambda b: line_pixels(b, 'loss-chart', colour) > 20, 'the %s loss line drawn' % label)
+    from selenium.webdriver.common.action_chains import ActionChains
+    ActionChains(driver).move_to_element(driver.find_element('css selector', '#loss-chart .u-over')).perform()
+    values = lambda b: [e.text for e in b.find_elements('css selector', '#loss-legend .u-series .u-value')]
+    wait_for(driver, lambda b: re.match(r'^\d+$', values(b)[0]) and all(re.match(r'^-?\d+\.\d{4}$', v) for v in values(b)[1:]),
+             'the legend to show the step and the losses under the cursor')
     assert driver.execute_script(
         'return getComputedStyle(document.getElementById("fake-img")).imageRendering;') == 'pixelated'
 

@@ -1,6 +1,5 @@
 """Read-only local web page to watch and compare the DCGAN runs under an output folder (never imports TensorFlow)."""
 import argparse
-import bisect
 import collections
 import json
 import math
@@ -40,7 +39,7 @@ MAX_JSON_BYTES = 1024 * 1024  # config.json larger than this is reported, not re
 MAX_READ_BYTES = 8 * 1024 * 1024  # the most read from a file at once (metrics.jsonl: its last 8 MB)
 MAX_JSON_DEPTH = 64  # deeper JSON (lists in lists ...) is reported as broken, not walked
 RESCAN_SECONDS = 2  # a folder modified this recently is listed again (modification times are coarse)
-RECHECK_PARTIAL = 256  # half-written images looked at again on each request (the most recent ones)
+TEMP_SUFFIX = '.tmp.gif'  # utils.save_gif's file before its rename (save_image's '.png.tmp' is no image name)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -69,16 +68,6 @@ def split_complete_lines(data):
         return [], 0
     text = data[:end + 1].decode('utf-8', errors='replace')
     return [line for line in re.split(r'[\r\n]', text) if line], end + 1
-
-
-def parse_log_text(text):
-    """Parses the complete text of a log into the list of step points (see steplog.parse_line, append_point)."""
-    points = []
-    for line in re.split(r'[\r\n]', text):
-        point = steplog.parse_line(line)
-        if point is not None:
-            append_point(points, point)
-    return points
 
 
 def finite_or_none(value):
@@ -232,26 +221,6 @@ def too_deep(obj, limit=MAX_JSON_DEPTH):
     return False
 
 
-def image_complete(path):
-    """True if an image file looks completely written: a PNG ends with its IEND chunk, a GIF with 0x3B."""
-    try:
-        with open_inside(path, os.path.dirname(path)) as f:
-            head = f.read(8)
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            if size < 16:
-                return False
-            f.seek(size - 12)
-            tail = f.read(12)
-    except (OSError, Refused):
-        return False
-    if head.startswith(b'\x89PNG\r\n\x1a\n'):
-        return tail[4:8] == b'IEND'
-    if head.startswith(b'GIF8'):
-        return tail.endswith(b'\x3b')
-    return False
-
-
 def age_text(seconds):
     """Formats an age in seconds as a short text ('12 s', '5 min', '3 h', '2 d')."""
     seconds = max(0, int(seconds))
@@ -288,8 +257,6 @@ class LogCache(object):
             stat = os.stat(path)
         except OSError:
             return []
-        if not stat_mode.S_ISREG(stat.st_mode):
-            return []
         with self._lock:
             entry = self._entries.get(path)
             if entry is None or entry['ino'] != stat.st_ino or stat.st_size < entry['offset']:
@@ -314,28 +281,6 @@ class LogCache(object):
             return list(entry['points'])
 
 
-class ImageCheckCache(object):
-    """Remembers which image files were complete, keyed by path, size and modification time."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._known = {}
-
-    def complete(self, path, stat):
-        if stat.st_size < 16:  # too short for any image; not worth opening
-            return False
-        key = (path, stat.st_size, stat.st_mtime)
-        with self._lock:
-            if key in self._known:
-                return self._known[key]
-        ok = image_complete(path)
-        with self._lock:
-            if len(self._known) > 1000000:
-                self._known.clear()
-            self._known[key] = ok
-        return ok
-
-
 def read_json_file(path, folder=None):
     """Reads a JSON object from path (see open_inside; folder defaults to the file's own folder); returns
     (object or None, problem text or None)."""
@@ -351,7 +296,7 @@ def read_json_file(path, folder=None):
     try:
         obj = json.loads(data.decode('utf-8', errors='replace'))
     except ValueError:
-        return None, '%s is not valid JSON (still being written?)' % name
+        return None, '%s is not valid JSON' % name
     except RecursionError:
         return None, '%s nests lists or objects more than %d deep' % (name, MAX_JSON_DEPTH)
     if too_deep(obj):
@@ -412,62 +357,28 @@ def list_folder(folder, root):
 
 
 class FolderCache(object):
-    """The complete images of a folder, listed again only when the folder changes (a --generate folder
-    of 100,000 images costs one stat a request, not 100,000); the most recent half-written ones are
-    looked at again on each request."""
+    """The images of a folder, listed again only when the folder changes (a --generate folder of 100,000
+    images costs one stat a request, not 100,000); the writers replace images by rename, which changes it."""
 
-    def __init__(self, images):
-        self._lock = threading.Lock()
+    def __init__(self):
         self._entries = {}
-        self.images = images  # an ImageCheckCache
 
     def listing(self, folder, root, extensions):
-        """([(name, FileInfo)] of the complete images sorted by name, number of half-written ones, newest
-        modification time of any file in folder or None)."""
+        """([(name, FileInfo)] of the images sorted by name, newest modification time of any file in folder
+        or None)."""
         try:
             stat = os.stat(folder)
         except OSError:
-            return [], 0, None
+            return [], None
         version = (stat.st_ino, stat.st_mtime)
         key = (folder, root, extensions)
-        with self._lock:
-            entry = self._entries.get(key)
-        if entry is None or entry['version'] != version or time.time() - stat.st_mtime < RESCAN_SECONDS:
-            entry = self._scan(folder, root, extensions)
-            entry['version'] = version
-        else:
-            self._recheck(folder, entry)
-        with self._lock:
-            self._entries[key] = entry
-            return list(entry['found']), len(entry['partial']), entry['newest']
-
-    def _scan(self, folder, root, extensions):
-        found, partial, newest = [], [], None
-        for name, info in sorted(list_folder(folder, root)):
-            newest = info.st_mtime if newest is None else max(newest, info.st_mtime)
-            if not name.lower().endswith(extensions):
-                continue
-            if info.st_size >= 16 and self.images.complete(os.path.join(folder, name), info):
-                found.append((name, info))
-            else:
-                partial.append((name, info))
-        partial.sort(key=lambda item: -item[1].st_mtime)  # the most recent first, for _recheck
-        return {'found': found, 'partial': partial, 'newest': newest}
-
-    def _recheck(self, folder, entry):
-        done = set()
-        for name, _ in entry['partial'][:RECHECK_PARTIAL]:
-            try:
-                stat = os.stat(os.path.join(folder, name))
-            except OSError:
-                continue
-            info = FileInfo(stat.st_size, stat.st_mtime)
-            entry['newest'] = max(entry['newest'] or info.st_mtime, info.st_mtime)
-            if self.images.complete(os.path.join(folder, name), info):
-                done.add(name)
-                bisect.insort(entry['found'], (name, info))
-        if done:
-            entry['partial'] = [item for item in entry['partial'] if item[0] not in done]
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != version or time.time() - stat.st_mtime < RESCAN_SECONDS:
+            files = sorted(list_folder(folder, root))
+            images = [(name, info) for name, info in files
+                      if name.lower().endswith(extensions) and not name.endswith(TEMP_SUFFIX)]
+            entry = self._entries[key] = (version, images, max([info.st_mtime for _, info in files], default=None))
+        return list(entry[1]), entry[2]
 
 
 class RunReader(object):
@@ -477,8 +388,7 @@ class RunReader(object):
         self.out_dir = os.path.abspath(out_dir)
         self.live_seconds = live_seconds
         self.logs = LogCache()
-        self.images = ImageCheckCache()
-        self.folders = FolderCache(self.images)
+        self.folders = FolderCache()
 
     # -- listing ------------------------------------------------------------------------------------------
 
@@ -521,22 +431,28 @@ class RunReader(object):
         return os.path.join(self.out_dir, name)
 
     def images_in(self, run_dir, sub, extensions):
-        """Lists the complete image files of run_dir/sub: [(name, stat)] sorted by name, and the incomplete count."""
+        """Lists the image files of run_dir/sub: [(name, FileInfo)] sorted by name."""
         folder = os.path.join(run_dir, sub)
         if not is_inside(folder, run_dir):
-            return [], 0
-        found, partial, _ = self.folders.listing(folder, run_dir, extensions)
-        return found, partial
+            return []
+        return self.folders.listing(folder, run_dir, extensions)[0]
 
     # -- one run ------------------------------------------------------------------------------------------
 
-    def summary(self, name, run_dir):
-        """Summarises one run: config highlights, progress from the log, last losses, liveness."""
-        now = time.time()
+    @staticmethod
+    def read_files(run_dir):
+        """(config or None, the problem reading it or None, metric rows) of a run."""
         config, config_problem = read_json_file(os.path.join(run_dir, 'config.json'), run_dir)
+        return config, config_problem, read_metrics(run_dir)
+
+    def summary(self, name, run_dir, files=None):
+        """Summarises one run: config highlights, progress from the log, last losses, liveness; files is
+        read_files' answer when the caller has it already."""
+        now = time.time()
+        config, config_problem, metrics_rows = files or self.read_files(run_dir)
         points = self.logs.points(os.path.join(run_dir, 'log.txt'), run_dir)
         last = points[-1] if points else None
-        samples, _ = self.images_in(run_dir, 'samples', ('.png',))
+        samples = self.images_in(run_dir, 'samples', ('.png',))
         sample_steps = sorted(int(SAMPLE_NAME.match(n).group(1)) for n, _ in samples if SAMPLE_NAME.match(n))
 
         # Liveness: the newest modification among the files a training run keeps writing.
@@ -548,12 +464,11 @@ class RunReader(object):
             except OSError:
                 pass
         if is_inside(os.path.join(run_dir, 'samples'), run_dir):
-            newest_sample = self.folders.listing(os.path.join(run_dir, 'samples'), run_dir, ('.png',))[2]
+            newest_sample = self.folders.listing(os.path.join(run_dir, 'samples'), run_dir, ('.png',))[1]
             mtimes.extend([newest_sample] if newest_sample is not None else [])
         last_modified = max(mtimes) if mtimes else None
         live = last_modified is not None and now - last_modified <= self.live_seconds
 
-        metrics_rows = read_metrics(run_dir)
         config = config or {}
         settings = [(key, config[key]) for key in KEY_SETTINGS if key in config]
         try:
@@ -591,9 +506,10 @@ class RunReader(object):
 
     def detail(self, name, run_dir):
         """Everything the run view shows: summary, config, images by kind, metrics and the log's tail."""
-        info = self.summary(name, run_dir)
-        config, config_problem = read_json_file(os.path.join(run_dir, 'config.json'), run_dir)
-        samples, samples_partial = self.images_in(run_dir, 'samples', ('.png',))
+        files = self.read_files(run_dir)
+        info = self.summary(name, run_dir, files)
+        config, config_problem, metrics_rows = files
+        samples = self.images_in(run_dir, 'samples', ('.png',))
         timeline, others, reals = [], [], None
         for file_name, stat in samples:
             match = SAMPLE_NAME.match(file_name)
@@ -604,15 +520,13 @@ class RunReader(object):
             else:
                 others.append('samples/' + file_name)
         timeline.sort(key=lambda item: item['step'])
-        generated, generated_partial = self.images_in(run_dir, 'generated', ('.png',))
-        visualize, visualize_partial = self.images_in(run_dir, 'visualize', ('.png', '.gif'))
-        metrics_rows = read_metrics(run_dir)
+        generated = self.images_in(run_dir, 'generated', ('.png',))
+        visualize = self.images_in(run_dir, 'visualize', ('.png', '.gif'))
         info.update(json_safe({
             'config': config,
             'config_problem': config_problem,
             'timeline': timeline,
             'reals': reals,
-            'partial_images': samples_partial + generated_partial + visualize_partial,
             'generated': ['generated/' + n for n, _ in generated[:MAX_GALLERY]],
             'generated_count': len(generated),
             'visualize': ['visualize/' + n for n, _ in visualize] + others,
@@ -770,9 +684,7 @@ def create_app(out_dir, loopback_only=True, live_seconds=LIVE_SECONDS):
         path = reader.resolve_file(name, rel)
         if path is None:
             abort(404)
-        mimetype = 'text/plain; charset=utf-8' if rel.endswith('.txt') else None
-        if rel.endswith('.jsonl') or rel.endswith('.json'):
-            mimetype = 'text/plain; charset=utf-8'
+        mimetype = 'text/plain; charset=utf-8' if rel.endswith(('.txt', '.json', '.jsonl')) else None
         return send_file(path, mimetype=mimetype, conditional=True, max_age=0)
 
     return app

@@ -6,7 +6,6 @@
   var POLL_IDLE_MS = 5000;   // otherwise, to notice a run that starts again
   var PLAY_MS = 400;         // one timeline frame while playing
   var MAX_SHOWN = 560;       // sample grids are enlarged by whole factors up to about this width
-  var SVG_NS = 'http://www.w3.org/2000/svg';
   var PALETTE = ['#2f6fdf', '#e0702b', '#1c9b5a', '#9b4dca', '#c53030', '#0e9aa7', '#b7791f', '#d53f8c', '#4a5568', '#6b8e23'];
   var COMPARE_POINTS = 1500;
 
@@ -46,13 +45,6 @@
       if (child === null || child === undefined) return;
       node.appendChild(typeof child === 'string' ? document.createTextNode(child) : child);
     });
-    return node;
-  }
-
-  function svg(tag, attrs, text) {
-    var node = document.createElementNS(SVG_NS, tag);
-    Object.keys(attrs || {}).forEach(function (key) { node.setAttribute(key, attrs[key]); });
-    if (text !== undefined) node.textContent = text;
     return node;
   }
 
@@ -284,19 +276,14 @@
     if (state.view !== 'list' || !state.compare) return;
     var which = document.querySelector('input[name="compare-series"]:checked').value;
     var series = [];
-    var legend = $('compare-legend');
-    clear(legend);
     (state.listed || []).forEach(function (run) {
       var data = state.compareData[run.name];
       if (state.compare.indexOf(run.name) < 0 || !data) return;
-      series.push({ key: run.name, label: run.name, color: state.colors[run.name], steps: data.steps, values: data[which] });
-      var swatch = el('span', { className: 'swatch' });
-      swatch.style.background = state.colors[run.name];
-      legend.appendChild(el('span', { className: 'run-key' }, [swatch, run.name]));
+      series.push({ label: run.name, color: state.colors[run.name], steps: data.steps, values: data[which] });
     });
     var chart = $('compare-chart');
     chart.setAttribute('data-series-count', String(series.length));
-    lineChart(chart, $('compare-tip'), series,
+    lineChart(chart, $('compare-legend'), series,
       state.compare.length ? 'No loss lines in the ticked runs\' logs yet' : 'Tick runs in the table to compare their losses',
       $('compare-smooth').checked);
   }
@@ -420,7 +407,6 @@
     var notes = [];
     if (run.config_problem) notes.push(run.config_problem + '.');
     if (!run.has_log) notes.push('No log.txt yet, so there are no losses to show.');
-    if (run.partial_images) notes.push(run.partial_images + ' image file(s) are still being written or are damaged; they are left out until complete.');
     if (state.losses && state.losses.nonfinite) notes.push(state.losses.nonfinite + ' logged step(s) have a nan or inf loss (gaps in the chart).');
     if (!changed('notes', notes)) return;
     var holder = $('run-notes');
@@ -584,23 +570,7 @@
     step();
   }
 
-  // ---- loss chart (SVG, drawn here from the /losses JSON)
-
-  function niceStep(span, target) {
-    var raw = span / Math.max(1, target);
-    var power = Math.pow(10, Math.floor(Math.log(raw) / Math.LN10));
-    var unit = raw / power;
-    var nice = unit <= 1 ? 1 : unit <= 2 ? 2 : unit <= 5 ? 5 : 10;
-    return nice * power;
-  }
-
-  function ticks(lo, hi, target) {
-    if (hi <= lo) { hi = lo + 1; }
-    var step = niceStep(hi - lo, target);
-    var out = [];
-    for (var v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
-    return out;
-  }
+  // ---- loss charts (uPlot, vendored in static/vendor/uplot)
 
   function smooth(values, weight) {
     var out = [];
@@ -614,125 +584,73 @@
     return out;
   }
 
-  function pathFor(steps, values, x, y, stride) {
-    var d = [];
-    var pen = false;
-    var last = steps.length - 1;
-    for (var i = 0; i <= last; i = (i < last && i + stride > last) ? last : i + stride) {  // keeps the last point
-      if (values[i] === null || values[i] === undefined) { pen = false; continue; }
-      d.push((pen ? 'L' : 'M') + x(steps[i]).toFixed(1) + ' ' + y(values[i]).toFixed(1));
-      pen = true;
+  // The legend shows each line's nearest logged step: runs joined on one step axis leave undefined
+  // where another run logged (null is a nan or inf loss, a gap in the line).
+  function nearestDefined(plot, seriesIdx, i) {
+    var values = plot.data[seriesIdx];
+    for (var d = 0; d < values.length; d++) {
+      if (values[i - d] !== undefined) return i - d;
+      if (values[i + d] !== undefined) return i + d;
     }
-    return d.join('');
+    return i;
   }
 
-  // Draws line series [{key, label, cls, color, steps, values}] (null values leave gaps) into an SVG with
-  // grid, axes and a hover readout in `tip`. Returns false (and says so in the chart) when there is nothing.
-  function lineChart(chart, tip, series, emptyText, smoothOn) {
-    var width = Math.max(300, chart.clientWidth || 600);
-    var height = Math.max(200, chart.clientHeight || 300);
-    clear(chart);
-    tip.classList.add('hidden');
-    chart.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
-    var lo = Infinity, hi = -Infinity, x0 = Infinity, x1 = -Infinity, count = 0;
+  var STEP_INCRS = [];  // whole steps between the x axis' ticks
+  for (var p = 1; p <= 1e9; p *= 10) STEP_INCRS.push(p, 2 * p, 5 * p);
+
+  function axis(extra) {
+    return Object.assign({ stroke: '#6b7385', font: '11px system-ui, sans-serif', grid: { stroke: '#eceff4', width: 1 },
+      ticks: { stroke: '#c4cad6', width: 1, size: 4 } }, extra);
+  }
+
+  // Draws line series [{label, color, steps, values}] with uPlot into chart (its legend, with the losses
+  // under the cursor, into legend), a faint raw line under each smoothed one when smoothOn. When nothing
+  // is finite the chart stays empty and its CSS shows data-empty instead. Returns whether it drew.
+  function lineChart(chart, legend, series, emptyText, smoothOn) {
+    var count = 0, finite = false;
     series.forEach(function (s) {
-      s.values.forEach(function (v) { if (v !== null) { lo = Math.min(lo, v); hi = Math.max(hi, v); } });
-      if (s.steps.length) {
-        x0 = Math.min(x0, s.steps[0]);
-        x1 = Math.max(x1, s.steps[s.steps.length - 1]);
-        count += s.steps.length;
-      }
+      count += s.steps.length;
+      finite = finite || s.values.some(function (v) { return v !== null; });
     });
-    if (!count || lo > hi) {
-      chart.appendChild(svg('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle', 'class': 'empty' },
-        count ? 'All logged losses are nan or inf' : emptyText));
-      return false;
+    chart.setAttribute('data-empty', count ? 'All logged losses are nan or inf' : emptyText);
+    var lines = [{ label: 'step' }], tables = [];
+    series.forEach(function (s) {
+      var table = [s.steps, s.values];
+      var smoothed = smoothOn && s.steps.length > 2;
+      if (smoothed) {
+        table.push(smooth(s.values, 0.9));
+        lines.push({ label: s.label + ' raw', 'class': 'raw', stroke: s.color + '40', width: 1 });
+      }
+      lines.push({ label: s.label, stroke: s.color, width: 1.6, value: legendValue(smoothed ? 1 : 0) });
+      tables.push(table);
+    });
+    var shape = finite ? JSON.stringify(lines) : '';
+    if (chart.plot && chart.shape !== shape) { chart.plot.destroy(); chart.plot = null; }
+    chart.shape = shape;
+    if (!finite) return false;
+    var data = tables.length > 1 ? uPlot.join(tables) : tables[0];
+    var size = { width: chart.clientWidth, height: chart.clientHeight };
+    if (chart.plot) {
+      chart.plot.setSize(size);
+      chart.plot.setData(data);
+      return true;
     }
-    var pad = { left: 52, right: 14, top: 12, bottom: 30 };
-    if (x1 === x0) { x0 -= 1; x1 += 1; }
-    if (hi - lo < 1e-9) { lo -= 0.5; hi += 0.5; }
-    var margin = (hi - lo) * 0.06;
-    lo = lo >= 0 && lo - margin < 0 ? 0 : lo - margin;
-    hi += margin;
-    var x = function (s) { return pad.left + (s - x0) / (x1 - x0) * (width - pad.left - pad.right); };
-    var y = function (v) { return height - pad.bottom - (v - lo) / (hi - lo) * (height - pad.top - pad.bottom); };
-
-    ticks(lo, hi, 5).forEach(function (v) {
-      if (v < lo || v > hi) return;
-      chart.appendChild(svg('line', { x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v), 'class': 'grid' }));
-      chart.appendChild(svg('text', { x: pad.left - 8, y: y(v) + 4, 'text-anchor': 'end' }, fmtValue(v)));
-    });
-    ticks(x0, x1, Math.max(2, Math.floor(width / 110))).forEach(function (s) {
-      if (s < x0 || s > x1 || Math.round(s) !== s) return;
-      chart.appendChild(svg('line', { x1: x(s), x2: x(s), y1: pad.top, y2: height - pad.bottom, 'class': 'grid' }));
-      chart.appendChild(svg('text', { x: x(s), y: height - pad.bottom + 16, 'text-anchor': 'middle' }, String(s)));
-    });
-    chart.appendChild(svg('line', { x1: pad.left, x2: width - pad.right, y1: height - pad.bottom, y2: height - pad.bottom, 'class': 'axis' }));
-    chart.appendChild(svg('text', { x: width - pad.right, y: height - 4, 'text-anchor': 'end' }, 'step'));
-
-    var dots = [];
-    series.forEach(function (s) {
-      var stride = Math.max(1, Math.floor(s.steps.length / (2 * width)));  // about two points per pixel column
-      var attrs = { 'class': 'line ' + (s.cls || ''), 'data-series': s.key };
-      if (s.color) attrs.stroke = s.color;
-      if (smoothOn && s.steps.length > 2) {
-        var raw = { d: pathFor(s.steps, s.values, x, y, stride), 'class': 'line raw ' + (s.cls || '') };
-        if (s.color) raw.stroke = s.color;
-        chart.appendChild(svg('path', raw));
-        attrs.d = pathFor(s.steps, smooth(s.values, 0.9), x, y, stride);
-      } else {
-        attrs.d = pathFor(s.steps, s.values, x, y, stride);
-      }
-      chart.appendChild(svg('path', attrs));
-      if (s.steps.length === 1 && s.values[0] !== null) {
-        var single = { cx: x(s.steps[0]), cy: y(s.values[0]), r: 3, 'class': 'dot ' + (s.cls || '') };
-        if (s.color) single.fill = s.color;
-        chart.appendChild(svg('circle', single));
-      }
-      var dot = { r: 3.5, 'class': 'dot hidden ' + (s.cls || '') };
-      if (s.color) dot.fill = s.color;
-      dots.push(svg('circle', dot));
-    });
-    var cursor = svg('line', { x1: 0, x2: 0, y1: pad.top, y2: height - pad.bottom, 'class': 'cursor hidden' });
-    chart.appendChild(cursor);
-    dots.forEach(function (dot) { chart.appendChild(dot); });
-    var overlay = svg('rect', { x: pad.left, y: pad.top, width: width - pad.left - pad.right,
-      height: height - pad.top - pad.bottom, fill: 'transparent' });
-    chart.appendChild(overlay);
-    overlay.addEventListener('mousemove', function (event) {
-      var box = chart.getBoundingClientRect();
-      var px = (event.clientX - box.left) * width / box.width;
-      var target = x0 + (px - pad.left) / (width - pad.left - pad.right) * (x1 - x0);
-      var best = null;
-      clear(tip);
-      var rows = [];
-      series.forEach(function (s, k) {
-        if (!s.steps.length) { dots[k].classList.add('hidden'); return; }
-        var i = nearest(s.steps, target);
-        if (best === null || Math.abs(s.steps[i] - target) < Math.abs(best - target)) best = s.steps[i];
-        placeDot(dots[k], x(s.steps[i]), s.values[i], y);
-        var swatch = el('span', { className: 'swatch ' + (s.cls || '') });
-        if (s.color) swatch.style.background = s.color;
-        rows.push(el('div', null, [swatch, ' ' + s.label + ' ' + fmtLoss(s.values[i] === null ? 'nan/inf' : s.values[i])]));
-      });
-      var cx = x(best);
-      cursor.setAttribute('x1', cx);
-      cursor.setAttribute('x2', cx);
-      cursor.classList.remove('hidden');
-      tip.appendChild(el('b', { text: 'step ' + best }));
-      rows.forEach(function (row) { tip.appendChild(row); });
-      tip.classList.remove('hidden');
-      var left = cx * box.width / width + 14;
-      if (left + tip.offsetWidth > box.width) left = cx * box.width / width - tip.offsetWidth - 14;
-      tip.style.left = left + 'px';
-      tip.style.top = '14px';
-    });
-    overlay.addEventListener('mouseleave', function () {
-      cursor.classList.add('hidden');
-      dots.forEach(function (dot) { dot.classList.add('hidden'); });
-      tip.classList.add('hidden');
-    });
+    chart.plot = new uPlot({
+      width: size.width, height: size.height, series: lines, scales: { x: { time: false } },
+      axes: [axis({ incrs: STEP_INCRS }), axis()], cursor: { dataIdx: nearestDefined },
+      legend: { mount: function (plot, table) { legend.appendChild(table); } }
+    }, data, chart);
     return true;
+  }
+
+  // A legend value: none without a cursor, else the logged loss or 'nan/inf' (with smoothing on, that of
+  // the faint raw line drawn just before the smoothed one, whose own legend row CSS hides).
+  function legendValue(offset) {
+    return function (plot, value, seriesIdx, idx) {
+      if (idx === null) return null;
+      var logged = plot.data[seriesIdx - offset][idx];
+      return logged === null ? 'nan/inf' : fmtLoss(logged);
+    };
   }
 
   function drawChart() {
@@ -740,35 +658,17 @@
     var losses = state.losses || { steps: [], d: [], g: [], total: 0 };
     var steps = losses.steps;
     chart.setAttribute('data-points', String(steps.length));
-    var drawn = lineChart(chart, $('chart-tip'), [
-      { key: 'd', label: 'D', cls: 'd', steps: steps, values: losses.d },
-      { key: 'g', label: 'G', cls: 'g', steps: steps, values: losses.g }
+    var drawn = lineChart(chart, $('loss-legend'), [
+      { label: 'D', color: PALETTE[0], steps: steps, values: losses.d },
+      { label: 'G', color: PALETTE[1], steps: steps, values: losses.g }
     ], 'No loss lines in log.txt yet', $('smooth-box').checked);
     var text = '';
     if (drawn) {
       text = steps.length + ' logged step' + (steps.length > 1 ? 's' : '');
       if (losses.total > steps.length) text += ' (of ' + losses.total + ', thinned evenly)';
-      text += ', steps ' + steps[0] + '–' + steps[steps.length - 1] + '.';
+      text += ', steps ' + steps[0] + '–' + steps[steps.length - 1] + '. Drag to zoom, double-click to reset.';
     }
     $('chart-note').textContent = text;
-  }
-
-  function placeDot(dot, cx, value, y) {
-    if (value === null || value === undefined) { dot.classList.add('hidden'); return; }
-    dot.setAttribute('cx', cx);
-    dot.setAttribute('cy', y(value));
-    dot.classList.remove('hidden');
-  }
-
-  function nearest(sorted, target) {
-    var lo = 0;
-    var hi = sorted.length - 1;
-    while (lo < hi) {
-      var mid = (lo + hi) >> 1;
-      if (sorted[mid] < target) lo = mid + 1; else hi = mid;
-    }
-    if (lo > 0 && Math.abs(sorted[lo - 1] - target) < Math.abs(sorted[lo] - target)) lo -= 1;
-    return lo;
   }
 
   // ---- metrics, galleries, flags, log
