@@ -754,8 +754,8 @@ def prepare_mode(config):
         open_dataset(config)  # checks that the files are there
         print('MNIST needs no preparation: training reads the idx files directly.')
         return 0
-    folder = open_dataset(config, use_prepared=False)
-    paths, spec = folder.source.paths, folder.spec
+    dataset = open_dataset(config, use_prepared=False)
+    paths, spec = dataset.source.paths, dataset.spec
     existing = data.find_prepared(config.data_dir, config.dataset, spec, paths)
     if existing:
         print('already prepared: %s (%d files, %s).' % (existing, len(paths), spec.key()))
