@@ -1,4 +1,5 @@
 """Sample quality of a run as numbers: MNIST classifier scores or FID/KID, logged to metrics.jsonl."""
+import concurrent.futures
 import os
 import sys
 
@@ -21,34 +22,39 @@ class Evaluator(object):
     (with the real-data floor beside it); for RGB data FID and KID against the data set's cached
     reference statistics. The score to keep the best checkpoint by is `fd` or `fid` (lower is better)."""
 
-    def __init__(self, flags, cfg, log=print, trained_with=None):
-        """trained_with: the run's saved config (its settings are recorded with each score); default flags."""
-        self.flags, self.cfg, self.log = flags, cfg, log
-        self.settings = settings_of(trained_with or vars(flags))
+    def __init__(self, config, cfg, log=print, trained_with=None):
+        """config: the RunConfig of main.py (for RGB data its image_spec is that of the data set); cfg: the
+        networks' NetConfig; trained_with: the run's saved config (its settings are recorded with each
+        score), default config. Raises EvaluationError."""
+        self.cfg, self.log = cfg, log
+        self.seed, self.z_dist = config.seed, config.z_dist
+        self.settings = settings_of(trained_with or config._asdict())
+        data_dir = config.data_dir
         if cfg.y_dim:
-            self.samples = flags.eval_samples or MNIST_SAMPLES
+            self.samples = config.eval_samples or MNIST_SAMPLES
             self.score_name = 'fd'
-            self.classifier = metrics.ensure_mnist_classifier(flags.data_dir, steps=flags.eval_classifier_steps,
+            self.classifier = metrics.ensure_mnist_classifier(data_dir, steps=config.eval_classifier_steps,
                                                               log=log)
-            self.reference = metrics.mnist_reference_sets(flags.data_dir)
+            self.reference = metrics.mnist_reference_sets(data_dir)
         else:
-            self.samples = flags.eval_samples or RGB_SAMPLES
+            self.samples = config.eval_samples or RGB_SAMPLES
             self.score_name = 'fid'
-            graph = flags.inception_graph or metrics.default_inception_path(flags.data_dir)
+            graph = config.inception_graph or metrics.default_inception_path(data_dir)
             if not os.path.isfile(graph):
                 raise EvaluationError('FID needs the Inception graph %s: run `python download.py inception '
                                       '--data_dir %s` once, or point --inception_graph to a copy.'
-                                      % (graph, flags.data_dir))
+                                      % (graph, data_dir))
             self.extractor = metrics.InceptionFeatures(graph)
-            images, key = reference_images(flags, cfg, self.samples)
+            images, key = reference_images(data_dir, config.dataset, config.input_fname_pattern,
+                                           config.image_spec, self.samples)
             self.reference = metrics.reference_stats(
-                self.extractor, images, metrics.fid_stats_path(flags.data_dir, flags.dataset, key),
+                self.extractor, images, metrics.fid_stats_path(data_dir, config.dataset, key),
                 max_images=max(self.samples, 10000), log=log)
 
     def __call__(self, generator, step, run_dir):
         """Evaluates generator (an inference.Generator) at a step; appends to metrics.jsonl; returns the record."""
-        rng = np.random.RandomState(self.flags.seed + 7919)  # the same latents at every evaluation
-        z = utils.latents(rng, self.samples, self.cfg.z_dim, self.flags.z_dist)
+        rng = np.random.RandomState(self.seed + 7919)  # the same latents at every evaluation
+        z = utils.latents(rng, self.samples, self.cfg.z_dim, self.z_dist)
         labels = generator.labels_for(self.samples)
         images = generator(z, labels, batch_size=500)
         if self.cfg.y_dim:
@@ -81,20 +87,18 @@ def settings_of(config):
     return settings
 
 
-def reference_images(flags, cfg, wanted):
-    """Real images for the reference statistics, uint8 [N, H, W, C], and the cache key of their settings:
-    the prepared cache when there is one (read lazily), else a seeded sample of decoded files."""
-    import concurrent.futures
-    folder = os.path.join(flags.data_dir, flags.dataset)
-    paths = data.list_images(folder, flags.input_fname_pattern)
-    spec = data.ImageSpec(flags.crop, flags.input_height, flags.input_width, flags.output_height,
-                          flags.output_width, cfg.c_dim)
-    prepared = data.find_prepared(flags.data_dir, flags.dataset, spec, paths) if paths else None
+def reference_images(data_dir, dataset, pattern, spec, wanted):
+    """Real images of data_dir/dataset (files matching pattern, made by the data.ImageSpec spec) for the
+    reference statistics, uint8 [N, H, W, C], and the cache key of their settings: the prepared cache when
+    there is one (read lazily), else a seeded sample of decoded files."""
+    folder = os.path.join(data_dir, dataset)
+    paths = data.list_images(folder, pattern)
+    prepared = data.find_prepared(data_dir, dataset, spec, paths) if paths else None
     if prepared:
         return np.load(prepared, mmap_mode='r'), spec.key()
     if not paths:
         raise EvaluationError('no images matching %s in %s for the FID reference statistics.'
-                              % (flags.input_fname_pattern, folder))
+                              % (pattern, folder))
     picked = sorted(np.random.RandomState(0).permutation(len(paths))[:wanted])
     print('decoding %d images of %s for the FID reference (run --prepare to make this instant)'
           % (len(picked), folder), file=sys.stderr)

@@ -6,15 +6,25 @@ import sys
 
 import numpy as np
 
+import devices
+import evaluate
 import model
 import runs
 import utils
 from tf_compat import tf
 
 
-def run_config(run_dir, flags):
-    """(NetConfig, uses_ema, saved config dict) of a trained run, from its saved config.json (channels come from the data
-    it saw; a run trained with --ema_decay samples with the averaged generator)."""
+MNIST_CLASSES = 10  # the label size of a conditional (MNIST) model
+
+
+def net_config(config):
+    """The NetConfig of a run's networks, from its RunConfig (main.py): channels and labels as it found them."""
+    return model.net_config(config.output_height, config.output_width, config.channels, config.z_dim,
+                            MNIST_CLASSES if config.conditional else 0)
+
+
+def saved_config(run_dir):
+    """The saved config.json of a trained run as a dict; {} when it has none or it is not readable."""
     path = os.path.join(run_dir, runs.CONFIG_FILE)
     saved = {}
     if os.path.isfile(path):
@@ -25,28 +35,29 @@ def run_config(run_dir, flags):
             print('warning: %s is not readable JSON; using the flags of this command.' % path, file=sys.stderr)
         if not isinstance(saved, dict):
             saved = {}
-    channels = saved.get('channels') or flags.c_dim or (1 if flags.dataset == 'mnist' else 3)
-    cfg = model.net_config(flags.output_height, flags.output_width, channels, flags.z_dim,
-                           10 if flags.dataset == 'mnist' else 0)
-    return cfg, float(saved.get('ema_decay') or 0) > 0, saved
+    return saved
 
 
-def run_modes(flags, run_dir, device, precision):
-    """Loads the run's newest checkpoint and runs every mode asked for; returns the exit status."""
-    import devices
-    cfg, use_ema, trained_with = run_config(run_dir, flags)
+def run_modes(config, trained_with):
+    """Loads the run's newest checkpoint and runs every mode config asks for (a RunConfig of main.py;
+    trained_with: the run's saved config, a run trained with --ema_decay samples with the averaged
+    generator); returns the exit status. Raises runs.CheckpointError, evaluate.EvaluationError."""
+    cfg = net_config(config)
+    use_ema = float(trained_with.get('ema_decay') or 0) > 0
     sampler = model.build_sampler(cfg, use_ema)
     global_step = tf.train.get_or_create_global_step()
-    if flags.export:  # the export holds both networks
+    if config.export:  # the export holds both networks
         with tf.name_scope('export'):
             image = tf.placeholder(tf.float32, [None, cfg.output_height, cfg.output_width, cfg.c_dim])
             label = tf.placeholder(tf.float32, [None, cfg.y_dim]) if cfg.y_dim else None
             model.discriminator(image, label, cfg, training=False)
-    with devices.make_session(device, devices.session_config(device, precision)) as sess:
-        checkpoint, missing = runs.restore_newest(sess, os.path.join(run_dir, flags.checkpoint_dir))
+    run_dir = config.run_dir
+    checkpoint_dir = os.path.join(run_dir, config.checkpoint_dir)
+    with devices.make_session(config.device, devices.session_config(config.device, config.precision)) as sess:
+        checkpoint, missing = runs.restore_newest(sess, checkpoint_dir)
         if checkpoint is None:
             raise runs.CheckpointError('no checkpoint in %s: train first with the same flags plus --train.'
-                                       % os.path.join(run_dir, flags.checkpoint_dir))
+                                       % checkpoint_dir)
         if 'global_step' in missing:
             sess.run(global_step.assign(runs.step_from_path(checkpoint)))
         step = int(sess.run(global_step))
@@ -56,30 +67,25 @@ def run_modes(flags, run_dir, device, precision):
                   'with the raw generator\'s, which do not fit the averaged weights (train on for a few dozen '
                   'steps to measure them).', file=sys.stderr)
         generator = Generator(sess, sampler, cfg)
-        rng = np.random.RandomState(flags.seed)
+        rng = np.random.RandomState(config.seed)
         did = False
-        if flags.visualize:
-            visualize(generator, flags.visualize_option, flags.batch_size, flags.z_dist,
+        if config.visualize:
+            visualize(generator, config.visualize_option, config.batch_size, config.z_dist,
                       runs.subdir(run_dir, 'visualize'), rng)
             did = True
-        if flags.generate:
-            generate(generator, flags.generate, flags.batch_size, flags.z_dist, runs.subdir(run_dir, 'generated'), rng)
+        if config.generate:
+            generate(generator, config.generate, config.batch_size, config.z_dist, runs.subdir(run_dir, 'generated'),
+                     rng)
             did = True
-        if flags.evaluate:
-            import evaluate
-            try:
-                evaluator = evaluate.Evaluator(flags, cfg, trained_with=trained_with or None)
-            except evaluate.EvaluationError as error:
-                print('main.py: error: %s' % error, file=sys.stderr)
-                return 2
-            evaluator(generator, step, run_dir)
+        if config.evaluate:
+            evaluate.Evaluator(config, cfg, trained_with=trained_with or None)(generator, step, run_dir)
             did = True
-        if flags.export:
-            prefix = os.path.join(runs.subdir(run_dir, 'export'), 'model.b%d' % flags.batch_size)
+        if config.export:
+            prefix = os.path.join(runs.subdir(run_dir, 'export'), 'model.b%d' % config.batch_size)
             path = tf.train.Saver(tf.global_variables()).save(sess, prefix, global_step=step)
             print('exported the model variables (no optimiser state) to %s' % path)
             did = True
-        if flags.freeze:
+        if config.freeze:
             path = freeze(sess, runs.subdir(run_dir, 'frozen'))
             print('froze the sampler to %s: feed %s:0 [N, %d]%s, fetch %s:0 [N, %d, %d, %d]' % (
                 path, sampler.z.op.name, cfg.z_dim,

@@ -160,116 +160,135 @@ def build_parser():
     return p
 
 
-# ---- validation: every check before any graph is built ----------------------------------------------------
+# ---- the run configuration: the flags as resolved, frozen ------------------------------------------------
+FLAG_NAMES = tuple(action.dest for action in build_parser()._actions if action.dest != 'help')
+# found for the run by main(): its folder, devices.Precision, labels or not and the channels (both from the
+# data, or for the post-training modes from the run's config.json), and the data.ImageSpec of an image folder
+RUN_FIELDS = ('run_dir', 'precision', 'conditional', 'channels', 'image_spec')
+RunConfig = collections.namedtuple('RunConfig', FLAG_NAMES + RUN_FIELDS)
+RunConfig.__doc__ = """The settings of one run, immutable: every flag (defaults that depend on other flags
+filled in; device is the device chosen), then RUN_FIELDS."""
+
 DataSet = collections.namedtuple('DataSet', [
     'source',  # object with __len__ and batch(indices, epoch) -> (uint8 images, uint8 labels or None)
     'channels', 'conditional', 'description',
+    'spec',  # data.ImageSpec of an image folder; None for MNIST
 ])
 
+PIPELINES = ('auto', 'host', 'graph')
 
-def apply_defaults(flags):
+
+def resolve_flags(flags):
+    """The parsed flags as a RunConfig, flags themselves left as parsed: image sizes default from the data
+    set and from each other, --device is lower-cased, and --iterations_per_loop above 1 implies the graph
+    pipeline (an unknown --input_pipeline is kept for validate_numbers to refuse). The run fields are None
+    and device is the one asked for until main() has found them."""
     mnist = flags.dataset == 'mnist'
-    if flags.input_height is None:
-        flags.input_height = 28 if mnist else 108
-    if flags.output_height is None:
-        flags.output_height = 28 if mnist else 64
-    flags.input_width = flags.input_width or flags.input_height
-    flags.output_width = flags.output_width or flags.output_height
-    flags.device = flags.device.lower()
+    values = dict(vars(flags))
+    input_height = (28 if mnist else 108) if flags.input_height is None else flags.input_height
+    output_height = (28 if mnist else 64) if flags.output_height is None else flags.output_height
+    values.update(input_height=input_height, input_width=flags.input_width or input_height,
+                  output_height=output_height, output_width=flags.output_width or output_height,
+                  device=flags.device.lower())
+    if flags.iterations_per_loop > 1 and flags.input_pipeline in PIPELINES:
+        values['input_pipeline'] = 'graph'
+    values.update(dict.fromkeys(RUN_FIELDS))
+    return RunConfig(**values)
 
 
+# ---- validation: every check before any graph is built ----------------------------------------------------
 MAX_SEED = 2 ** 32 - 1  # numpy's RandomState takes seeds below 2**32
 MAX_TRAIN_STEPS = 10 ** 9
 MAX_Z_DIM = 65536
 POST_TRAINING_MODES = ('generate', 'visualize', 'evaluate', 'export', 'freeze')
 
 
-def validate_numbers(flags):
+def validate_numbers(config):
+    """UsageError for the first setting of config (from resolve_flags) that cannot work."""
     from devices import DEVICES
     from npu import PRECISION_MODES
     from utils import Z_DISTS
-    for name, value in sorted(vars(flags).items()):  # argparse's float() takes inf and nan
+    for name in sorted(FLAG_NAMES):  # argparse's float() takes inf and nan
+        value = getattr(config, name)
         if isinstance(value, float) and name != 'train_size' and not math.isfinite(value):
             raise UsageError('--%s must be a finite number, got %s.' % (name, value))
     positive = ('epoch', 'batch_size', 'input_height', 'input_width', 'output_height', 'output_width',
                 'z_dim', 'g_steps', 'sample_freq', 'ckpt_freq', 'max_to_keep', 'iterations_per_loop',
                 'eval_classifier_steps')
     for name in positive:
-        if getattr(flags, name) < 1:
-            raise UsageError('--%s must be at least 1, got %s.' % (name, getattr(flags, name)))
+        if getattr(config, name) < 1:
+            raise UsageError('--%s must be at least 1, got %s.' % (name, getattr(config, name)))
     for name in ('train_steps', 'generate', 'seed', 'eval_freq', 'eval_samples'):
-        if getattr(flags, name) < 0:
-            raise UsageError('--%s must not be negative, got %s.' % (name, getattr(flags, name)))
+        if getattr(config, name) < 0:
+            raise UsageError('--%s must not be negative, got %s.' % (name, getattr(config, name)))
     for name in ('learning_rate', 'd_learning_rate', 'g_learning_rate'):
-        value = getattr(flags, name)
+        value = getattr(config, name)
         if value is not None and not value > 0:
             raise UsageError('--%s must be positive, got %s.' % (name, value))
-    if not 0 <= flags.ema_decay < 1:
-        raise UsageError('--ema_decay must be in [0, 1), got %s.' % flags.ema_decay)
+    if not 0 <= config.ema_decay < 1:
+        raise UsageError('--ema_decay must be in [0, 1), got %s.' % config.ema_decay)
     for name in ('beta1', 'beta2', 'label_smoothing'):
-        if not 0 <= getattr(flags, name) < 1:
-            raise UsageError('--%s must be in [0, 1), got %s.' % (name, getattr(flags, name)))
+        if not 0 <= getattr(config, name) < 1:
+            raise UsageError('--%s must be in [0, 1), got %s.' % (name, getattr(config, name)))
     for name in ('r1_gamma', 'ema_start', 'lr_decay_epochs'):
-        if not getattr(flags, name) >= 0:
-            raise UsageError('--%s must not be negative, got %s.' % (name, getattr(flags, name)))
-    if flags.train_size < 1:
-        raise UsageError('--train_size must be at least 1 (or inf), got %s.' % flags.train_size)
-    if flags.seed > MAX_SEED:
-        raise UsageError('--seed must be at most %d (2**32-1), got %d.' % (MAX_SEED, flags.seed))
-    if flags.train_steps > MAX_TRAIN_STEPS:
-        raise UsageError('--train_steps must be at most %d, got %d.' % (MAX_TRAIN_STEPS, flags.train_steps))
-    z_limit = max_z_dim(flags)
-    if flags.z_dim > z_limit:
+        if not getattr(config, name) >= 0:
+            raise UsageError('--%s must not be negative, got %s.' % (name, getattr(config, name)))
+    if config.train_size < 1:
+        raise UsageError('--train_size must be at least 1 (or inf), got %s.' % config.train_size)
+    if config.seed > MAX_SEED:
+        raise UsageError('--seed must be at most %d (2**32-1), got %d.' % (MAX_SEED, config.seed))
+    if config.train_steps > MAX_TRAIN_STEPS:
+        raise UsageError('--train_steps must be at most %d, got %d.' % (MAX_TRAIN_STEPS, config.train_steps))
+    z_limit = max_z_dim(config)
+    if config.z_dim > z_limit:
         raise UsageError('--z_dim must be at most %d for this model on this machine (the paper uses 100), got %d.'
-                         % (z_limit, flags.z_dim))
-    if flags.out_name:
-        parts = os.path.normpath(flags.out_name).replace('\\', '/').split('/')
-        if os.path.isabs(flags.out_name) or '..' in parts or parts == ['.']:
+                         % (z_limit, config.z_dim))
+    if config.out_name:
+        parts = os.path.normpath(config.out_name).replace('\\', '/').split('/')
+        if os.path.isabs(config.out_name) or '..' in parts or parts == ['.']:
             raise UsageError('--out_name %r must name a folder inside --out_dir (no absolute path, no "..").'
-                             % flags.out_name)
-    if flags.z_dist not in Z_DISTS:
-        raise UsageError('unknown --z_dist %r: use one of %s.' % (flags.z_dist, ', '.join(Z_DISTS)))
-    if flags.visualize_option not in range(5):
-        raise UsageError('--visualize_option must be 0, 1, 2, 3 or 4, got %d.' % flags.visualize_option)
-    if flags.device not in DEVICES:
-        raise UsageError('unknown --device %r: use one of %s.' % (flags.device, ', '.join(DEVICES)))
-    if flags.precision_mode and flags.precision_mode not in PRECISION_MODES:
+                             % config.out_name)
+    if config.z_dist not in Z_DISTS:
+        raise UsageError('unknown --z_dist %r: use one of %s.' % (config.z_dist, ', '.join(Z_DISTS)))
+    if config.visualize_option not in range(5):
+        raise UsageError('--visualize_option must be 0, 1, 2, 3 or 4, got %d.' % config.visualize_option)
+    if config.device not in DEVICES:
+        raise UsageError('unknown --device %r: use one of %s.' % (config.device, ', '.join(DEVICES)))
+    if config.precision_mode and config.precision_mode not in PRECISION_MODES:
         raise UsageError('unknown --precision_mode %r: use one of %s.'
-                         % (flags.precision_mode, ', '.join(PRECISION_MODES)))
-    if flags.input_pipeline not in ('auto', 'host', 'graph'):
-        raise UsageError('unknown --input_pipeline %r: use auto, host or graph.' % flags.input_pipeline)
-    if flags.iterations_per_loop > 1:
-        flags.input_pipeline = 'graph'
-    if flags.c_dim not in (0, 1, 3):
-        raise UsageError('--c_dim must be 1 (grayscale), 3 (RGB) or 0 (from the data), got %d.' % flags.c_dim)
-    if min(flags.output_height, flags.output_width) < 8:
+                         % (config.precision_mode, ', '.join(PRECISION_MODES)))
+    if config.input_pipeline not in PIPELINES:
+        raise UsageError('unknown --input_pipeline %r: use auto, host or graph.' % config.input_pipeline)
+    if config.c_dim not in (0, 1, 3):
+        raise UsageError('--c_dim must be 1 (grayscale), 3 (RGB) or 0 (from the data), got %d.' % config.c_dim)
+    if min(config.output_height, config.output_width) < 8:
         raise UsageError('--output_height/--output_width must be at least 8 for the four stride-2 layers.')
-    if flags.dataset == 'mnist' and (flags.output_height, flags.output_width) != (28, 28):
+    if config.dataset == 'mnist' and (config.output_height, config.output_width) != (28, 28):
         raise UsageError('--dataset mnist trains the conditional 28x28 network: use --input_height=28 '
-                         '--output_height=28 (got output %dx%d).' % (flags.output_height, flags.output_width))
-    if flags.dataset == 'mnist' and flags.crop:
+                         '--output_height=28 (got output %dx%d).' % (config.output_height, config.output_width))
+    if config.dataset == 'mnist' and config.crop:
         raise UsageError('--crop does not apply to --dataset mnist (its digits are already 28x28).')
-    modes = [m for m in ('train', 'prepare') if getattr(flags, m)]
+    modes = [m for m in ('train', 'prepare') if getattr(config, m)]
     if len(modes) > 1:
         raise UsageError('--train and --prepare are separate steps: run --prepare first, then --train.')
-    post = [m for m in POST_TRAINING_MODES if getattr(flags, m)]
+    post = [m for m in POST_TRAINING_MODES if getattr(config, m)]
     if modes and post:
-        raise UsageError('--%s and --%s are separate steps: %s first, then run the same flags with --%s instead of '
+        raise UsageError('--%s and --%s are separate steps: %s first, then run the same config with --%s instead of '
                          '--%s.' % (modes[0], post[0], 'train' if modes[0] == 'train' else 'prepare and train',
                                     post[0], modes[0]))
-    if flags.restart and not flags.train:
+    if config.restart and not config.train:
         raise UsageError('--restart starts a training run again: add --train.')
-    if flags.init_checkpoint and not flags.train:
+    if config.init_checkpoint and not config.train:
         raise UsageError('--init_checkpoint starts a training run: add --train.')
 
 
-def max_z_dim(flags):
+def max_z_dim(config):
     """The largest --z_dim whose generator input layer, with its gradient and two Adam slots (4 x float32
     per weight), takes at most half of this machine's memory; never above MAX_Z_DIM."""
-    if flags.dataset == 'mnist':
+    if config.dataset == 'mnist':
         units = 1024  # the conditional generator's first fully connected layer
     else:
-        units = 512 * int(math.ceil(flags.output_height / 16.0)) * int(math.ceil(flags.output_width / 16.0))
+        units = 512 * int(math.ceil(config.output_height / 16.0)) * int(math.ceil(config.output_width / 16.0))
     try:
         memory = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
     except (AttributeError, ValueError, OSError):
@@ -277,54 +296,60 @@ def max_z_dim(flags):
     return int(max(1, min(MAX_Z_DIM, memory // 2 // (units * 16))))
 
 
-def data_hint(flags):
-    if flags.dataset in ('mnist', 'celebA'):
-        return 'run `python download.py %s --data_dir %s` to fetch it' % (flags.dataset, flags.data_dir)
-    return 'put your images (%s) there, or pass --data_dir/--dataset' % flags.input_fname_pattern
+def data_hint(config):
+    if config.dataset in ('mnist', 'celebA'):
+        return 'run `python download.py %s --data_dir %s` to fetch it' % (config.dataset, config.data_dir)
+    return 'put your images (%s) there, or pass --data_dir/--dataset' % config.input_fname_pattern
 
 
-def open_dataset(flags, use_prepared=True):
-    """The training data as a DataSet; UsageError when it is missing or does not fit the flags.
+def open_dataset(config, use_prepared=True):
+    """The training data as a DataSet; UsageError when it is missing or does not fit the config.
     An image folder comes as its prepared cache when one matches (use_prepared), else as image files."""
     import data
-    folder = os.path.join(flags.data_dir, flags.dataset)
-    if flags.dataset == 'mnist':
-        if not data.mnist_available(folder, flags.mnist_use_test):
-            raise UsageError('MNIST files not found in %s: %s.' % (folder, data_hint(flags)))
+    folder = os.path.join(config.data_dir, config.dataset)
+    if config.dataset == 'mnist':
+        if not data.mnist_available(folder, config.mnist_use_test):
+            raise UsageError('MNIST files not found in %s: %s.' % (folder, data_hint(config)))
         try:
-            images, labels = data.load_mnist(folder, flags.mnist_use_test)
+            images, labels = data.load_mnist(folder, config.mnist_use_test)
         except data.DataError as error:
             raise UsageError(str(error))
-        if flags.c_dim == 3:
+        if config.c_dim == 3:
             raise UsageError('--c_dim 3 does not fit MNIST, whose digits are grayscale.')
         source = data.ArraySource(images, labels)
-        return DataSet(source, 1, True, '%d MNIST digits from %s' % (len(source), folder))
+        return DataSet(source, 1, True, '%d MNIST digits from %s' % (len(source), folder), None)
     if not os.path.isdir(folder):
-        raise UsageError('data folder %s does not exist: %s.' % (folder, data_hint(flags)))
-    paths = data.list_images(folder, flags.input_fname_pattern)
+        raise UsageError('data folder %s does not exist: %s.' % (folder, data_hint(config)))
+    paths = data.list_images(folder, config.input_fname_pattern)
     if not paths:
         raise UsageError('no files matching %s in %s: %s (or set --input_fname_pattern).'
-                         % (flags.input_fname_pattern, folder, data_hint(flags)))
+                         % (config.input_fname_pattern, folder, data_hint(config)))
     first = first_readable(paths)
     if first is None:
         raise UsageError('none of the first images in %s could be opened; is it an image folder?' % folder)
-    channels = flags.c_dim or data.image_channels(first)
-    if flags.crop:
+    channels = config.c_dim or data.image_channels(first)
+    if config.crop:
         height, width = data.image_size(first)
-        if flags.input_height > height or flags.input_width > width:
+        if config.input_height > height or config.input_width > width:
             raise UsageError('--input_height/--input_width %dx%d is larger than the images in %s (%s is '
-                             '%dx%d): choose a crop that fits.' % (flags.input_height, flags.input_width,
+                             '%dx%d): choose a crop that fits.' % (config.input_height, config.input_width,
                                                                     folder, os.path.basename(first), height,
                                                                     width))
-    spec = data.ImageSpec(flags.crop, flags.input_height, flags.input_width, flags.output_height,
-                          flags.output_width, channels)
-    prepared = data.find_prepared(flags.data_dir, flags.dataset, spec, paths) if use_prepared else None
+    spec = image_spec(config, channels)
+    prepared = data.find_prepared(config.data_dir, config.dataset, spec, paths) if use_prepared else None
     if prepared:
         source = data.PreparedSource(prepared)
-        return DataSet(source, channels, False, '%d prepared images from %s' % (len(source), prepared))
+        return DataSet(source, channels, False, '%d prepared images from %s' % (len(source), prepared), spec)
     return DataSet(data.FolderSource(paths, spec), channels, False,
                    '%d image files in %s, decoded while training (--prepare makes this faster)'
-                   % (len(paths), folder))
+                   % (len(paths), folder), spec)
+
+
+def image_spec(config, channels):
+    """How the images of an image folder become training images (crop, output size, channels)."""
+    import data
+    return data.ImageSpec(config.crop, config.input_height, config.input_width, config.output_height,
+                          config.output_width, channels)
 
 
 def first_readable(paths, tries=16):
@@ -339,11 +364,11 @@ def first_readable(paths, tries=16):
     return None
 
 
-def run_dir_of(flags):
+def run_dir_of(config):
     from runs import default_run_name
-    name = flags.out_name or default_run_name(flags.dataset, flags.output_height, flags.output_width,
-                                              flags.z_dim, flags.crop, flags.input_height, flags.input_width)
-    return os.path.join(flags.out_dir, name)
+    name = config.out_name or default_run_name(config.dataset, config.output_height, config.output_width,
+                                              config.z_dim, config.crop, config.input_height, config.input_width)
+    return os.path.join(config.out_dir, name)
 
 
 # ---- training ------------------------------------------------------------------------------------------
@@ -363,67 +388,68 @@ class StopSignal(object):
               % signal.Signals(signum).name, flush=True)
 
 
-def train(flags, dataset, run_dir, device, precision, ranks=None):
+def train(config, dataset, ranks=None):
     from tf_compat import tf
     import data
     import distributed
     import devices
+    import evaluate
     import inference
     import model
+    import npu
     import ops
     import runs
     import steplog
-    import utils
 
-    cfg = model.net_config(flags.output_height, flags.output_width, dataset.channels, flags.z_dim,
-                           10 if dataset.conditional else 0)
+    run_dir, device, precision = config.run_dir, config.device, config.precision
+    cfg = inference.net_config(config)
     ops.set_impl(devices.kernel_impl(device))
     low, high = model.data_range(cfg)
-    batch = flags.batch_size
+    batch = config.batch_size
     ranks = ranks or distributed.Context()  # --batch_size is per rank; a step takes batch x ranks.size images
-    steps_per_epoch = data.batches_per_epoch(len(dataset.source), batch * ranks.size, flags.train_size)
-    total_steps = flags.train_steps or flags.epoch * steps_per_epoch
+    steps_per_epoch = data.batches_per_epoch(len(dataset.source), batch * ranks.size, config.train_size)
+    total_steps = config.train_steps or config.epoch * steps_per_epoch
     epochs = int(math.ceil(total_steps / float(steps_per_epoch)))
 
     # ---- graph: input pipeline, networks, losses, train ops, sampler, summaries
-    tf.set_random_seed(ranks.rank_seed(flags.seed))  # latents differ per rank
-    image_shape = [batch, flags.output_height, flags.output_width, dataset.channels]
-    inputs = make_input(flags, dataset, image_shape, steps_per_epoch, epochs, (ranks.rank, ranks.size))
+    tf.set_random_seed(ranks.rank_seed(config.seed))  # latents differ per rank
+    image_shape = [batch, config.output_height, config.output_width, dataset.channels]
+    inputs = make_input(config, dataset, image_shape, steps_per_epoch, epochs, (ranks.rank, ranks.size))
     real = tf.cast(inputs.images, tf.float32) * ((high - low) / 255.0) + low  # uint8 -> data range
-    y = tf.one_hot(tf.cast(inputs.labels, tf.int32), 10) if cfg.y_dim else None
-    z = model.sample_latents(batch, cfg.z_dim, flags.z_dist)
-    decay_steps = min(flags.lr_decay_epochs * steps_per_epoch, total_steps)
-    hparams = model.train_hparams(flags.learning_rate, flags.beta1, flags.g_steps, flags.d_learning_rate,
-                                  flags.g_learning_rate, flags.ema_decay, flags.beta2, flags.ema_start,
-                                  flags.label_smoothing, flags.r1_gamma, total_steps - decay_steps, total_steps)
+    y = tf.one_hot(tf.cast(inputs.labels, tf.int32), cfg.y_dim) if cfg.y_dim else None
+    z = model.sample_latents(batch, cfg.z_dim, config.z_dist)
+    decay_steps = min(config.lr_decay_epochs * steps_per_epoch, total_steps)
+    hparams = model.train_hparams(config.learning_rate, config.beta1, config.g_steps, config.d_learning_rate,
+                                  config.g_learning_rate, config.ema_decay, config.beta2, config.ema_start,
+                                  config.label_smoothing, config.r1_gamma, total_steps - decay_steps, total_steps)
     train_ops = model.build_train_ops(real, y, z, cfg, hparams,
                                       ranks.optimizer_wrapper(devices.optimizer_wrapper(device, precision)))
     # several ranks: moving statistics averaged after each step; losses and stop requests agreed on
     step_op = ranks.sync_after(train_ops.step, model.moving_statistics())
     agreement = ranks.step_agreement(train_ops.d_loss, train_ops.g_loss)
-    sampler = model.build_sampler(cfg, use_ema=flags.ema_decay > 0)
-    summaries = summary_op(tf, train_ops, z, flags.G_img_sum)
-    saver = tf.train.Saver(max_to_keep=flags.max_to_keep)  # built after the optimisers: Adam state is saved
+    sampler = model.build_sampler(cfg, use_ema=config.ema_decay > 0)
+    summaries = summary_op(tf, train_ops, z, config.G_img_sum)
+    saver = tf.train.Saver(max_to_keep=config.max_to_keep)  # built after the optimisers: Adam state is saved
     broadcast = ranks.broadcast_op(tf.global_variables())  # rank 0's variables to all, once at the start
-    evaluator = make_evaluator(flags, cfg) if flags.eval_freq and ranks.is_chief else None
+    evaluator = evaluate.Evaluator(config, cfg) if config.eval_freq and ranks.is_chief else None
     print('parameters: generator %s, discriminator %s' % (
         format(model.count_parameters(model.GENERATOR_SCOPE), ','),
         format(model.count_parameters(model.DISCRIMINATOR_SCOPE), ',')))
 
     if ranks.is_chief:
-        checkpoint_dir = prepare_checkpoint_dir(run_dir, flags)
-        sample_dir = runs.subdir(run_dir, flags.sample_dir)
+        checkpoint_dir = prepare_checkpoint_dir(config)
+        sample_dir = runs.subdir(run_dir, config.sample_dir)
     else:  # rank 0 alone writes into the run folder
-        checkpoint_dir = os.path.join(run_dir, flags.checkpoint_dir)
-        sample_dir = os.path.join(run_dir, flags.sample_dir)
+        checkpoint_dir = os.path.join(run_dir, config.checkpoint_dir)
+        sample_dir = os.path.join(run_dir, config.sample_dir)
     checkpoint_prefix = os.path.join(checkpoint_dir, 'model.b%d' % batch)
-    checkpoints = runs.CheckpointKeeper(saver, checkpoint_dir, checkpoint_prefix, flags.max_to_keep)
-    config = ranks.session_config(devices.session_config(device, precision, npu_options(flags, run_dir)))
-    sess = devices.make_session(device, config, ranks.session_target(config))
+    checkpoints = runs.CheckpointKeeper(saver, checkpoint_dir, checkpoint_prefix, config.max_to_keep)
+    sess_config = ranks.session_config(devices.session_config(device, precision, npu_options(config)))
+    sess = devices.make_session(device, sess_config, ranks.session_target(sess_config))
     with sess:
         # ---- start or resume
         if ranks.is_chief:
-            step = start_or_resume(sess, checkpoints, train_ops.global_step, flags.init_checkpoint)
+            step = start_or_resume(sess, checkpoints, train_ops.global_step, config.init_checkpoint)
         else:
             sess.run(tf.global_variables_initializer())
         if broadcast is not None:  # every rank continues from rank 0's variables and step
@@ -431,14 +457,14 @@ def train(flags, dataset, run_dir, device, precision, ranks=None):
             step = int(sess.run(train_ops.global_step))
             print('rank %d: step %d, variables sha1 %s' % (ranks.rank, step, ranks.digest(sess, tf.global_variables())))
         inputs.initialize(sess, step)
-        steps_per_run = flags.iterations_per_loop
+        steps_per_run = config.iterations_per_loop
         if steps_per_run > 1:  # the NPU runs that many steps per sess.run, data and latents in the graph
-            step_op = __import__('npu').set_iterations_per_loop(sess, step_op, steps_per_run)
+            step_op = npu.set_iterations_per_loop(sess, step_op, steps_per_run)
         if ranks.is_chief:
             writer = tf.summary.FileWriter(runs.subdir(run_dir, 'logs'), sess.graph if step == 0 else None)
-            grids = SampleGrids(sess, sampler, runs.fixed_latents(run_dir, lambda: sample_inputs(flags, cfg)),
+            grids = SampleGrids(sess, sampler, runs.fixed_latents(run_dir, lambda: sample_inputs(config, cfg)),
                                 sample_dir, (low, high))
-            grids.save_reals(dataset.source, flags.seed, batch)
+            grids.save_reals(dataset.source, config.seed, batch)
         else:
             writer = grids = Unwritten()
         keeper = BestKeeper(sess, evaluator, run_dir, os.path.join(checkpoint_dir, 'best', 'model.b%d' % batch),
@@ -471,15 +497,15 @@ def train(flags, dataset, run_dir, device, precision, ranks=None):
             if want_summary:
                 writer.add_summary(results[2], step)
             if not (np.isfinite(d_loss) and np.isfinite(g_loss)) and precision.compute == 'float32':
-                raise TrainingDiverged(diverged_message(flags, d_loss, g_loss, step, checkpoints))
-            if crossed(step, steps_per_run, flags.sample_freq):
+                raise TrainingDiverged(diverged_message(config, d_loss, g_loss, step, checkpoints))
+            if crossed(step, steps_per_run, config.sample_freq):
                 grids.save(step)
-            if crossed(step, steps_per_run, flags.ckpt_freq):
+            if crossed(step, steps_per_run, config.ckpt_freq):
                 save_checkpoint(step)
-            if keeper and crossed(step, steps_per_run, flags.eval_freq):
+            if keeper and crossed(step, steps_per_run, config.eval_freq):
                 keeper.evaluate(step)
             # while rank 0 evaluates, the others wait for it in the next step as long as it answers
-            patient = bool(flags.eval_freq) and crossed(step, steps_per_run, flags.eval_freq)
+            patient = bool(config.eval_freq) and crossed(step, steps_per_run, config.eval_freq)
             if crossed(step, steps_per_run, steps_per_epoch):
                 seconds = time.time() - epoch_start[0]
                 skipped = dataset.source.skipped(epoch)
@@ -491,7 +517,7 @@ def train(flags, dataset, run_dir, device, precision, ranks=None):
 
         # ---- finish: always leave a checkpoint and a final grid
         save_checkpoint(step)
-        if step % flags.sample_freq:
+        if step % config.sample_freq:
             grids.save(step)
         writer.close()
         if ranks.distributed:
@@ -507,24 +533,25 @@ def train(flags, dataset, run_dir, device, precision, ranks=None):
         return 0
 
 
-def prepare_checkpoint_dir(run_dir, flags):
+def prepare_checkpoint_dir(config):
     """The run's checkpoint folder, rid of the temporary files of failed or killed saves; with --restart
     the earlier checkpoints are first moved aside (never deleted)."""
     import runs
-    checkpoint_dir = os.path.join(run_dir, flags.checkpoint_dir)
+    run_dir = config.run_dir
+    checkpoint_dir = os.path.join(run_dir, config.checkpoint_dir)
     freed = runs.clean_temp_files(checkpoint_dir)
     if freed:
         print('removed %.1f MB of temporary files left by an interrupted save in %s.' % (freed / 1e6, checkpoint_dir))
-    if flags.restart:
+    if config.restart:
         moved = runs.move_aside(checkpoint_dir)
         if moved:
             print('--restart: moved the earlier checkpoints aside to %s; training starts again at step 0.' % moved)
-    return runs.subdir(run_dir, flags.checkpoint_dir)
+    return runs.subdir(run_dir, config.checkpoint_dir)
 
 
-def diverged_message(flags, d_loss, g_loss, step, checkpoints):
+def diverged_message(config, d_loss, g_loss, step, checkpoints):
     """The sentence for non-finite losses: the weights are not saved, and where the run can go on from."""
-    rate = flags.d_learning_rate or flags.g_learning_rate or flags.learning_rate
+    rate = config.d_learning_rate or config.g_learning_rate or config.learning_rate
     where = ('the newest checkpoint, step %d (%s), holds finite weights: run the same command with a lower '
              '--learning_rate (now %g) to resume from it' % (checkpoints.last_saved[0], checkpoints.last_saved[1], rate)
              if checkpoints.last_saved else
@@ -637,26 +664,18 @@ class BestKeeper(object):
             print('best %s so far (%.4f): saved %s' % (self.evaluator.score_name, score, path))
 
 
-def make_evaluator(flags, cfg):
-    import evaluate
-    try:
-        return evaluate.Evaluator(flags, cfg)
-    except evaluate.EvaluationError as error:
-        raise UsageError(str(error))
-
-
 def crossed(step, steps_per_run, every):
     """True when the last run of steps_per_run steps, ending at step, passed a multiple of every."""
     return step // every > (step - steps_per_run) // every
 
 
-def make_input(flags, dataset, image_shape, steps_per_epoch, epochs, shard=(0, 1)):
+def make_input(config, dataset, image_shape, steps_per_epoch, epochs, shard=(0, 1)):
     """The input pipeline of --input_pipeline (graph: all TensorFlow; arrays held in memory; auto: see
     pipeline.default_kind); shard (rank, size): this rank's slice of each global batch."""
     import pipeline
-    inputs, kind = pipeline.make_input(flags.input_pipeline, dataset.source, flags.batch_size, image_shape,
-                                       flags.seed, steps_per_epoch, epochs, shard)
-    print('input pipeline: %s%s' % (kind, ' (auto)' if flags.input_pipeline == 'auto' else ''))
+    inputs, kind = pipeline.make_input(config.input_pipeline, dataset.source, config.batch_size, image_shape,
+                                       config.seed, steps_per_epoch, epochs, shard)
+    print('input pipeline: %s%s' % (kind, ' (auto)' if config.input_pipeline == 'auto' else ''))
     return inputs
 
 
@@ -683,144 +702,168 @@ def summary_op(tf, train_ops, z, image_summary):
     return tf.summary.merge(items)
 
 
-def sample_inputs(flags, cfg):
+def sample_inputs(config, cfg):
     """Fixed latents (and labels) of the sample grids: batch_size rows; for MNIST ten rows, one per digit."""
     import utils
-    rng = np.random.RandomState(flags.seed)
+    rng = np.random.RandomState(config.seed)
     if not cfg.y_dim:
-        return utils.latents(rng, flags.batch_size, cfg.z_dim, flags.z_dist), None
-    cols = max(1, int(math.ceil(flags.batch_size / 10.0)))
+        return utils.latents(rng, config.batch_size, cfg.z_dim, config.z_dist), None
+    cols = max(1, int(math.ceil(config.batch_size / 10.0)))
     labels = utils.class_rows_labels(10, cols)
-    return utils.latents(rng, len(labels), cfg.z_dim, flags.z_dist), utils.one_hot(labels)
+    return utils.latents(rng, len(labels), cfg.z_dim, config.z_dist), utils.one_hot(labels)
 
 
-def npu_options(flags, run_dir):
+def npu_options(config):
     import npu
-    return dict(iterations_per_loop=flags.iterations_per_loop, over_dump=flags.over_dump,
-                over_dump_path=flags.over_dump_path or os.path.join(run_dir, 'overflow'),
-                profiling=flags.profiling,
-                profiling_options=flags.profiling_options or npu.default_profiling_options(
+    run_dir = config.run_dir
+    return dict(iterations_per_loop=config.iterations_per_loop, over_dump=config.over_dump,
+                over_dump_path=config.over_dump_path or os.path.join(run_dir, 'overflow'),
+                profiling=config.profiling,
+                profiling_options=config.profiling_options or npu.default_profiling_options(
                     os.path.abspath(os.path.join(run_dir, 'profiling'))))
 
 
 # ---- entry point ---------------------------------------------------------------------------------------
-def run_settings(flags, device, precision, run_dir, channels=None):
+def run_settings(config, world_size):
+    """The run's config.json: every flag as resolved (device: the one chosen) and what main() found for it."""
     from tf_compat import tf
-    settings = dict(vars(flags))
-    settings['train_size'] = str(flags.train_size)
-    settings.update(device=device, precision=precision.compute, tf_version=tf.__version__, run_dir=run_dir)
-    if channels:
-        settings['channels'] = channels
+    settings = dict((name, getattr(config, name)) for name in FLAG_NAMES)
+    settings.update(train_size=str(config.train_size), precision=config.precision.compute,
+                    tf_version=tf.__version__, run_dir=config.run_dir, conditional=config.conditional,
+                    world_size=world_size)
+    if config.channels:
+        settings['channels'] = config.channels
     return settings
 
 
-def prepare_mode(flags):
+def trained_config(options, device, precision, run_dir, saved):
+    """The RunConfig of the post-training modes of a trained run: labels and channels as its config.json
+    (saved; {} when there is none) records them, else as the flags say."""
+    if 'conditional' in saved:
+        conditional = bool(saved['conditional'])
+    else:  # saved before config.json held it: MNIST was the one data set with labels
+        conditional = saved.get('dataset', options.dataset) == 'mnist'
+    channels = saved.get('channels') or options.c_dim or (1 if options.dataset == 'mnist' else 3)
+    return options._replace(device=device, precision=precision, run_dir=run_dir, conditional=conditional,
+                            channels=channels, image_spec=None if conditional else image_spec(options, channels))
+
+
+def prepare_mode(config):
     import data
-    if flags.dataset == 'mnist':
-        open_dataset(flags)  # checks that the files are there
+    if config.dataset == 'mnist':
+        open_dataset(config)  # checks that the files are there
         print('MNIST needs no preparation: training reads the idx files directly.')
         return 0
-    folder = open_dataset(flags, use_prepared=False).source
-    paths, spec = folder.paths, folder.spec
-    existing = data.find_prepared(flags.data_dir, flags.dataset, spec, paths)
+    dataset = open_dataset(config, use_prepared=False)
+    paths, spec = dataset.source.paths, dataset.spec
+    existing = data.find_prepared(config.data_dir, config.dataset, spec, paths)
     if existing:
         print('already prepared: %s (%d files, %s).' % (existing, len(paths), spec.key()))
         return 0
-    path, skipped = data.prepare(flags.data_dir, flags.dataset, spec, paths)
+    path, skipped = data.prepare(config.data_dir, config.dataset, spec, paths)
     print('prepared %d images into %s%s; training with the same --crop/--input_height/--output_height '
           'reads it.' % (len(paths) - skipped, path, ' (%d unreadable files left out)' % skipped if skipped else ''))
     return 0
 
 
+def report(error):
+    """The one sentence of a failed run, on stderr."""
+    print('main.py: error: %s' % error, file=sys.stderr)
+
+
 def main(argv=None):
     try:
         flags = build_parser().parse_args(argv)
-        apply_defaults(flags)
-        validate_numbers(flags)
-        if flags.prepare:
-            return prepare_mode(flags)
+        options = resolve_flags(flags)
+        validate_numbers(options)
+        if options.prepare:
+            return prepare_mode(options)
         import devices
         try:
-            device = devices.choose_device(flags.device)
-            precision = devices.choose_precision(device, flags.precision_mode)
+            device = devices.choose_device(options.device)
+            precision = devices.choose_precision(device, options.precision_mode)
         except devices.DeviceError as error:
             raise UsageError(str(error))
-        if flags.iterations_per_loop > 1 and device != 'npu':
+        if options.iterations_per_loop > 1 and device != 'npu':
             raise UsageError('--iterations_per_loop offloads steps to an Ascend NPU; on %s use 1.' % device)
-        run_dir = run_dir_of(flags)
-        if flags.train:
-            dataset = open_dataset(flags)
-            if data_steps(flags, dataset) < 1:
+        run_dir = run_dir_of(options)
+        if options.train:
+            dataset = open_dataset(options)
+            if data_steps(options, dataset) < 1:
                 raise UsageError('the data set has %d images (--train_size %s), fewer than one batch of %d: '
-                                 'lower --batch_size.' % (len(dataset.source), flags.train_size, flags.batch_size))
-            if flags.init_checkpoint and not resolve_checkpoint(flags.init_checkpoint):
-                raise UsageError('--init_checkpoint %s: no checkpoint there.' % flags.init_checkpoint)
-            flags.init_checkpoint = resolve_checkpoint(flags.init_checkpoint)
-            ranks = data_parallel_ranks(flags, device, dataset, run_dir)
+                                 'lower --batch_size.' % (len(dataset.source), options.train_size, options.batch_size))
+            init_checkpoint = resolve_checkpoint(options.init_checkpoint)
+            if options.init_checkpoint and not init_checkpoint:
+                raise UsageError('--init_checkpoint %s: no checkpoint there.' % options.init_checkpoint)
+            ranks = data_parallel_ranks(options, device, dataset, run_dir)
+            config = options._replace(device=device, precision=precision, run_dir=run_dir,
+                                      init_checkpoint=init_checkpoint, conditional=dataset.conditional,
+                                      channels=dataset.channels, image_spec=dataset.spec)
         else:
-            check_trained_run(flags, run_dir)
-        chief = not flags.train or ranks.is_chief  # ranks other than 0 write only to their stdout
+            check_trained_run(options, run_dir)
+        chief = not options.train or ranks.is_chief  # ranks other than 0 write only to their stdout
         if chief:
-            claim_run_folder(flags, run_dir)
+            claim_run_folder(options, run_dir)
     except UsageError as error:
-        print('main.py: error: %s' % error, file=sys.stderr)
+        report(error)
         return 2
 
+    from tf_compat import tf
+    import evaluate
     import runs
     log_file = runs.tee_output(run_dir) if chief else sys.stdout
     try:
         print('run folder %s | device %s | precision %s%s | TensorFlow %s%s' % (
             run_dir, device, precision.compute, ' (%s)' % precision.note if precision.note else '',
-            __import__('tensorflow').__version__,
-            ' | %s' % ranks.describe() if flags.train and ranks.distributed else ''))
-        if flags.train:
+            tf.__version__, ' | %s' % ranks.describe() if options.train and ranks.distributed else ''))
+        if options.train:
             if chief:
-                runs.save_config(run_dir, dict(run_settings(flags, device, precision, run_dir, dataset.channels),
-                                               world_size=ranks.size))
-            return train(flags, dataset, run_dir, device, precision, ranks)
+                runs.save_config(run_dir, run_settings(config, ranks.size))
+            return train(config, dataset, ranks)
         import inference
-        return inference.run_modes(flags, run_dir, device, precision)
+        trained_with = inference.saved_config(run_dir)
+        return inference.run_modes(trained_config(options, device, precision, run_dir, trained_with), trained_with)
     except TrainingDiverged as error:
-        print('main.py: error: %s' % error, file=sys.stderr)
+        report(error)
         return 1
     except runs.RunError as error:  # unreadable or mismatched checkpoints (2), a full disk (1)
-        print('main.py: error: %s' % error, file=sys.stderr)
+        report(error)
         return error.exit_status
-    except UsageError as error:  # found once the run's log is open (e.g. FID without the Inception graph)
-        print('main.py: error: %s' % error, file=sys.stderr)
+    except evaluate.EvaluationError as error:  # found once the run's log is open (e.g. FID without Inception)
+        report(error)
         return 2
     finally:
         sys.stdout.flush()
         log_file.flush()
 
 
-def data_parallel_ranks(flags, device, dataset, run_dir):
+def data_parallel_ranks(config, device, dataset, run_dir):
     """The ranks of this training job (distributed.Context, one rank unless TF_CONFIG or RANK_SIZE say
     otherwise), checked against the data and against the world size of the run being resumed."""
     import data
     import distributed
     import runs
-    if not flags.collective_timeout > 0:
-        raise UsageError('--collective_timeout must be positive, got %s.' % flags.collective_timeout)
+    if not config.collective_timeout > 0:
+        raise UsageError('--collective_timeout must be positive, got %s.' % config.collective_timeout)
     try:
-        ranks = distributed.from_environment(device, flags.collective_timeout)
+        ranks = distributed.from_environment(device, config.collective_timeout)
     except distributed.DistributedError as error:
         raise UsageError(str(error))
     trained_on = runs.world_size(run_dir)
-    if runs.latest_checkpoint(os.path.join(run_dir, flags.checkpoint_dir)) and trained_on != ranks.size:
+    if runs.latest_checkpoint(os.path.join(run_dir, config.checkpoint_dir)) and trained_on != ranks.size:
         raise UsageError('the run in %s was trained on %d rank(s) and this job has %d: a run resumes only with '
                          'its own world size (its data order is per global batch); start a new run with '
                          'another --out_name.' % (run_dir, trained_on, ranks.size))
     if not ranks.distributed:
         return ranks
-    global_batch = flags.batch_size * ranks.size
-    if data.batches_per_epoch(len(dataset.source), global_batch, flags.train_size) < 1:
+    global_batch = config.batch_size * ranks.size
+    if data.batches_per_epoch(len(dataset.source), global_batch, config.train_size) < 1:
         raise UsageError('the data set has %d images (--train_size %s), fewer than one global batch of %d '
                          '(--batch_size %d on each of %d ranks): lower --batch_size.'
-                         % (len(dataset.source), flags.train_size, global_batch, flags.batch_size, ranks.size))
+                         % (len(dataset.source), config.train_size, global_batch, config.batch_size, ranks.size))
 
     def fail_job(sentence):  # the watchdog's report: the job cannot go on, and this rank ends now
-        print('main.py: error: %s' % sentence, file=sys.stderr)
+        report(sentence)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(1)
@@ -828,9 +871,9 @@ def data_parallel_ranks(flags, device, dataset, run_dir):
     return ranks
 
 
-def data_steps(flags, dataset):
+def data_steps(config, dataset):
     import data
-    return data.batches_per_epoch(len(dataset.source), flags.batch_size, flags.train_size)
+    return data.batches_per_epoch(len(dataset.source), config.batch_size, config.train_size)
 
 
 def resolve_checkpoint(path):
@@ -843,31 +886,31 @@ def resolve_checkpoint(path):
     return path if os.path.isfile(path + '.index') else ''
 
 
-def claim_run_folder(flags, run_dir):
+def claim_run_folder(config, run_dir):
     """Before anything is written: the run folder (and for training its checkpoint folder) can be created
     and written to, and no other process trains in it (a lock held until this process ends)."""
     import runs
-    if os.path.exists(flags.out_dir) and not os.path.isdir(flags.out_dir):
-        raise UsageError('--out_dir %s is a file, not a folder.' % flags.out_dir)
+    if os.path.exists(config.out_dir) and not os.path.isdir(config.out_dir):
+        raise UsageError('--out_dir %s is a file, not a folder.' % config.out_dir)
     try:
         runs.check_writable(run_dir)
-        if flags.train:
-            runs.check_writable(os.path.join(run_dir, flags.checkpoint_dir), 'checkpoint folder')
+        if config.train:
+            runs.check_writable(os.path.join(run_dir, config.checkpoint_dir), 'checkpoint folder')
             runs.lock_run(run_dir)
     except runs.RunError as error:
         raise UsageError(str(error))
 
 
-def check_trained_run(flags, run_dir):
+def check_trained_run(config, run_dir):
     """UsageError naming the folder searched, and the runs that do have checkpoints, when there is none."""
     import runs
-    if runs.latest_checkpoint(os.path.join(run_dir, flags.checkpoint_dir)):
+    if runs.latest_checkpoint(os.path.join(run_dir, config.checkpoint_dir)):
         return
-    others = runs.runs_with_checkpoints(flags.out_dir, flags.checkpoint_dir)
+    others = runs.runs_with_checkpoints(config.out_dir, config.checkpoint_dir)
     listing = ('runs with checkpoints in %s: %s (select one with --out_name, or repeat its settings)'
-               % (flags.out_dir, ', '.join(others))) if others else 'no run in %s has one yet' % flags.out_dir
-    raise UsageError('no checkpoint in %s: train first with the same flags plus --train; %s.'
-                     % (os.path.join(run_dir, flags.checkpoint_dir), listing))
+               % (config.out_dir, ', '.join(others))) if others else 'no run in %s has one yet' % config.out_dir
+    raise UsageError('no checkpoint in %s: train first with the same config plus --train; %s.'
+                     % (os.path.join(run_dir, config.checkpoint_dir), listing))
 
 
 if __name__ == '__main__':

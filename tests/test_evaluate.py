@@ -40,3 +40,16 @@ def test_fid_without_the_inception_graph_says_how_to_get_it(tmp_path):
                       '--out_dir', tmp_path / 'out')
     assert result.returncode == 2, result.stdout
     assert 'python download.py inception' in result.stdout and 'Traceback' not in result.stdout
+
+
+def test_evaluate_mode_without_the_inception_graph_is_one_sentence(tmp_path):
+    make_image_folder(tmp_path / 'data' / 'faces', n=8, corrupt=0)
+    args = ['--dataset', 'faces', '--output_height', '16', '--batch_size', '4', '--data_dir', tmp_path / 'data',
+            '--out_dir', tmp_path / 'out']
+    trained = run_main(*(args + ['--train', '--train_steps', '1']))
+    assert trained.returncode == 0, trained.stdout
+    result = run_main(*(args + ['--evaluate']))
+    errors = [line for line in result.stdout.splitlines() if line.startswith('main.py: error:')]
+    assert result.returncode == 2, result.stdout
+    assert len(errors) == 1 and 'python download.py inception' in errors[0], result.stdout
+    assert 'Traceback' not in result.stdout

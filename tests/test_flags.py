@@ -72,6 +72,92 @@ def test_restart_needs_train(mnist_dir, tmp_path, capsys):
     refused(capsys, mnist_args(mnist_dir, str(tmp_path), '--generate', '4', '--restart'), 'add --train')
 
 
+# ---- the run configuration -------------------------------------------------------------------------------
+def resolved(*argv):
+    flags = main.build_parser().parse_args([str(a) for a in argv])
+    return flags, main.resolve_flags(flags)
+
+
+def test_the_run_configuration_is_immutable():
+    _, config = resolved('--dataset', 'mnist')
+    with pytest.raises(AttributeError):
+        config.batch_size = 8
+    with pytest.raises(AttributeError):
+        config.run_dir = '/elsewhere'
+    assert config.batch_size == 64 and config.run_dir is None
+
+
+def test_resolving_and_validating_leave_the_parsed_flags_unchanged():
+    flags, config = resolved('--dataset', 'faces', '--device', 'CPU', '--iterations_per_loop', '2',
+                             '--output_height', '32')
+    parsed = dict(vars(flags))
+    main.validate_numbers(config)
+    assert vars(flags) == parsed
+    assert (flags.input_height, flags.input_width, flags.output_width, flags.device, flags.input_pipeline) == (
+        None, None, None, 'CPU', 'auto')
+    assert (config.input_height, config.input_width, config.output_height, config.output_width) == (108, 108, 32, 32)
+    assert (config.device, config.input_pipeline) == ('cpu', 'graph')
+    _, mnist = resolved('--dataset', 'mnist')
+    assert (mnist.input_height, mnist.output_width, mnist.input_pipeline) == (28, 28, 'auto')
+
+
+def test_main_leaves_the_parsed_flags_unchanged(mnist_dir, tmp_path, capsys, monkeypatch):
+    parsed = []
+    parse_args = main.Parser.parse_args
+
+    def keep(self, *args, **kwargs):
+        flags = parse_args(self, *args, **kwargs)
+        parsed.append((flags, dict(vars(flags))))
+        return flags
+    monkeypatch.setattr(main.Parser, 'parse_args', keep)
+    refused(capsys, mnist_args(mnist_dir, str(tmp_path), '--generate', '4', '--device', 'CPU'), 'no checkpoint in')
+    flags, as_parsed = parsed[-1]
+    assert vars(flags) == as_parsed and flags.device == 'CPU' and flags.input_width is None
+
+
+def test_an_evaluation_error_of_a_post_training_mode_is_one_sentence_and_status_2(faces_dir, tmp_path, capsys,
+                                                                                 monkeypatch):
+    import inference
+
+    def evaluate_only(config, trained_with):  # stands in for the checkpoint: the evaluator as run_modes makes it
+        import evaluate
+        evaluate.Evaluator(config, inference.net_config(config), trained_with=trained_with or None)
+        return 0
+    monkeypatch.setattr(main, 'check_trained_run', lambda config, run_dir: None)
+    monkeypatch.setattr(inference, 'run_modes', evaluate_only)
+    line = refused(capsys, ['--dataset', 'faces', '--output_height', '16', '--data_dir', faces_dir,
+                            '--out_dir', str(tmp_path / 'out'), '--evaluate'],
+                   'FID needs the Inception graph', 'python download.py inception')
+    assert line.endswith('or point --inception_graph to a copy.')
+
+
+def test_conditional_comes_from_the_data(mnist_dir, faces_dir):
+    _, mnist = resolved('--dataset', 'mnist', '--data_dir', mnist_dir)
+    dataset = main.open_dataset(mnist)
+    assert (dataset.conditional, dataset.channels, dataset.spec) == (True, 1, None)
+    _, faces = resolved('--dataset', 'faces', '--output_height', '16', '--data_dir', faces_dir)
+    dataset = main.open_dataset(faces)
+    assert (dataset.conditional, dataset.channels, dataset.spec.key()) == (False, 3, 'nocrop_16x16x3')
+
+
+@pytest.mark.parametrize('dataset, saved, conditional, channels', [
+    ('mnist', {}, True, 1),  # no config.json: as the flags say
+    ('faces', {}, False, 3),
+    ('mnist', {'dataset': 'mnist', 'channels': 1}, True, 1),  # saved before config.json recorded conditional
+    ('faces', {'dataset': 'mnist', 'channels': 1}, True, 1),
+    ('mnist', {'dataset': 'mnist', 'channels': 1, 'conditional': False}, False, 1),  # the saved value decides
+    ('faces', {'dataset': 'faces', 'channels': 1, 'conditional': True}, True, 1),
+])
+def test_conditional_of_a_trained_run_comes_from_its_saved_config(dataset, saved, conditional, channels):
+    import inference
+    _, options = resolved('--dataset', dataset, '--output_height', '28')
+    config = main.trained_config(options, 'cpu', None, '/runs/r', saved)
+    assert (config.conditional, config.channels, config.device, config.run_dir) == (
+        conditional, channels, 'cpu', '/runs/r')
+    assert (config.image_spec is None) == conditional
+    assert inference.net_config(config).y_dim == (10 if conditional else 0)
+
+
 @pytest.mark.slow
 def test_flags_that_do_not_fit_the_runs_checkpoint(tmp_path):
     make_mnist(tmp_path / 'data')

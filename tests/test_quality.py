@@ -17,12 +17,12 @@ import quality  # noqa: E402
 def test_every_setting_is_a_valid_main_command(name, mode):
     command = quality.main_command('/data', '/out', name, quality.SETTINGS[name], 2, *mode)
     assert command[1] == os.path.join(REPO, 'main.py')
-    flags = main.build_parser().parse_args(command[2:])
-    main.apply_defaults(flags)
-    main.validate_numbers(flags)  # raises main.UsageError on a flag main.py would refuse
-    assert (flags.dataset, flags.out_name, flags.output_height, flags.seed) == ('mnist', 'quality_%s_s2' % name, 28, 2)
+    config = main.resolve_flags(main.build_parser().parse_args(command[2:]))
+    main.validate_numbers(config)  # raises main.UsageError on a flag main.py would refuse
+    assert (config.dataset, config.out_name, config.output_height, config.seed) == (
+        'mnist', 'quality_%s_s2' % name, 28, 2)
     for flag, value in zip(quality.SETTINGS[name][::2], quality.SETTINGS[name][1::2]):
-        assert str(getattr(flags, flag.lstrip('-'))) == value
+        assert str(getattr(config, flag.lstrip('-'))) == value
 
 
 def record(fd, fd_class, recall, accuracy):

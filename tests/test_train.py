@@ -51,6 +51,7 @@ def test_training_run_writes_log_samples_checkpoint_events(trained_mnist):
     with open(os.path.join(run_dir, 'config.json')) as f:
         config = json.load(f)
     assert config['dataset'] == 'mnist' and config['device'] == 'cpu' and config['channels'] == 1
+    assert config['conditional'] is True and config['input_width'] == 28 and config['init_checkpoint'] == ''
     assert config['precision'] == 'float32' and config['tf_version']
 
 
@@ -66,7 +67,9 @@ def test_image_folder_with_mixed_modes_and_a_corrupt_file(tmp_path):
     assert len(STEP_LINE.findall(result.stdout)) == 4
     run_dir = tmp_path / 'out' / 'faces_out16x16_z100_crop32x32'
     with open(str(run_dir / 'config.json')) as f:
-        assert json.load(f)['channels'] == 3  # the first image is RGB; L, RGBA and P images are converted
+        config = json.load(f)
+    assert config['channels'] == 3  # the first image is RGB; L, RGBA and P images are converted
+    assert config['conditional'] is False and (config['input_height'], config['output_width']) == (32, 16)
 
 
 def test_prepare_then_train_reads_the_cache(tmp_path):
@@ -132,6 +135,22 @@ def test_generate_writes_pngs_and_balanced_npz(trained_mnist):
     with np.load(os.path.join(folder, 'generated.npz')) as saved:
         assert saved['images'].shape == (23, 28, 28, 1) and saved['images'].dtype == np.uint8
         assert np.bincount(saved['labels']).tolist() == [3, 3, 3, 2, 2, 2, 2, 2, 2, 2]
+
+
+def test_a_run_saved_without_conditional_still_samples_with_labels(trained_mnist, tmp_path):
+    import shutil
+    args, run_dir, _ = trained_mnist
+    copy = tmp_path / 'out' / os.path.basename(run_dir)
+    shutil.copytree(run_dir, str(copy))
+    with open(str(copy / 'config.json')) as f:
+        config = json.load(f)
+    assert config.pop('conditional') is True
+    with open(str(copy / 'config.json'), 'w') as f:
+        json.dump(config, f)  # as written before config.json recorded it
+    result = run_main(*(args + ['--out_dir', tmp_path / 'out', '--generate', '10']))
+    assert result.returncode == 0, result.stdout
+    with np.load(str(copy / 'generated' / 'generated.npz')) as saved:
+        assert saved['labels'].tolist() == list(range(10))
 
 
 @pytest.mark.parametrize('option,expected', [(0, ['random.png']),
