@@ -175,3 +175,19 @@ def test_flags_that_do_not_fit_the_runs_checkpoint(tmp_path):
                       '--init_checkpoint', os.path.join(out_dir, 'r', 'checkpoint'))
     assert result.returncode == 2, result.stdout
     assert 'trained with other settings' in result.stdout and 'Traceback' not in result.stdout
+
+
+def test_recipe_sets_exactly_its_flags_and_given_flags_win():
+    default = main.resolve_flags(main.parse_flags(['--dataset', 'mnist']))
+    quality = main.resolve_flags(main.parse_flags(['--dataset', 'mnist', '--recipe', 'quality']))
+    changed = dict((name, getattr(quality, name)) for name in main.FLAG_NAMES
+                   if getattr(quality, name) != getattr(default, name))
+    assert changed == dict(main.RECIPES['quality'], recipe='quality')
+    assert main.RECIPES['reference'] == {} and main.RECIPES['quality']
+    given = main.parse_flags(['--recipe', 'quality', '--ema_decay', '0.99'])
+    assert given.ema_decay == 0.99
+    assert main.parse_flags(['--ema_decay', '0.5', '--recipe', 'quality']).ema_decay == 0.5  # order does not matter
+
+
+def test_unknown_recipe_is_refused(capsys):
+    refused(capsys, ['--dataset', 'mnist', '--recipe', 'best'], '--recipe', 'quality', 'reference')

@@ -25,6 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # name -> extra main.py flags; 'reference' is the reference implementation's defaults.
 SETTINGS = {
     'reference': [],
+    'recipe': ['--recipe', 'quality'],  # main.py's RECIPES['quality']
     'ema': ['--ema_decay', '0.999'],
     'g1': ['--g_steps', '1', '--ema_decay', '0.999'],
     'ttur': ['--d_learning_rate', '0.0004', '--g_learning_rate', '0.0001', '--ema_decay', '0.999'],
