@@ -79,8 +79,8 @@ class Evaluator(object):
 
 def settings_of(config):
     """The training settings a score depends on (from a dict of flags), stored with each evaluation."""
-    keys = ('dataset', 'recipe', 'batch_size', 'g_steps', 'beta1', 'beta2', 'ema_decay', 'ema_start', 'label_smoothing',
-            'r1_gamma', 'lr_decay_epochs', 'z_dist', 'epoch', 'train_steps', 'seed')
+    keys = ('dataset', 'recipe', 'batch_size', 'g_steps', 'beta1', 'beta2', 'ema_decay', 'ema_start',
+            'label_smoothing', 'r1_gamma', 'lr_decay_epochs', 'z_dist', 'epoch', 'train_steps', 'seed')
     settings = dict((k, config.get(k)) for k in keys)
     settings['d_learning_rate'] = config.get('d_learning_rate') or config.get('learning_rate')
     settings['g_learning_rate'] = config.get('g_learning_rate') or config.get('learning_rate')
