@@ -28,7 +28,9 @@ run_suite() {  # run_suite PYTHON VENV LABEL
         summary+=("$label: FAILED to install"); status=1; return
     fi
     "$venv/bin/python" -c 'import sys, tensorflow as tf; print("==== %s: Python %s, TensorFlow %s" % (sys.argv[1], sys.version.split()[0], tf.__version__))' "$label" 2>/dev/null
-    "$venv/bin/python" -m pytest -q -rfEs --durations=8 tests
+    # PYTEST_WORKERS=2 runs the test files in two pytest-xdist worker processes, one file per worker at a
+    # time (a file's module fixtures and output folders stay in one process); 0, the default, runs them here.
+    "$venv/bin/python" -m pytest -q -rfEs --durations=8 -n "${PYTEST_WORKERS:-0}" --dist loadfile tests
     rc=$?
     if [ $rc -eq 5 ]; then
         summary+=("$label: pytest collected no tests (counted as a failure)"); status=1
