@@ -6,6 +6,7 @@ import sys
 import numpy as np
 
 import data
+import fid
 import metrics
 import utils
 
@@ -39,16 +40,16 @@ class Evaluator(object):
         else:
             self.samples = config.eval_samples or RGB_SAMPLES
             self.score_name = 'fid'
-            graph = config.inception_graph or metrics.default_inception_path(data_dir)
+            graph = config.inception_graph or fid.default_inception_path(data_dir)
             if not os.path.isfile(graph):
                 raise EvaluationError('FID needs the Inception graph %s: run `python download.py inception '
                                       '--data_dir %s` once, or point --inception_graph to a copy.'
                                       % (graph, data_dir))
-            self.extractor = metrics.InceptionFeatures(graph)
+            self.extractor = fid.InceptionFeatures(graph)
             images, key = reference_images(data_dir, config.dataset, config.input_fname_pattern,
                                            config.image_spec, self.samples)
-            self.reference = metrics.reference_stats(
-                self.extractor, images, metrics.fid_stats_path(data_dir, config.dataset, key),
+            self.reference = fid.reference_stats(
+                self.extractor, images, fid.fid_stats_path(data_dir, config.dataset, key),
                 max_images=max(self.samples, 10000), log=log)
 
     def __call__(self, generator, step, run_dir):
@@ -64,7 +65,7 @@ class Evaluator(object):
                            scores[k] for k in ('fd', 'fd_floor', 'fd_class', 'fd_class_floor', 'precision',
                                                'precision_floor', 'recall', 'recall_floor', 'label_accuracy')))
         else:
-            scores = metrics.fid_and_kid(self.extractor, images, self.reference)
+            scores = fid.fid_and_kid(self.extractor, images, self.reference)
             summary = 'FID %.3f, KID %.5f +- %.5f, precision %.3f (real-data floor %.3f), recall %.3f (%.3f)' % (
                 scores['fid'], scores['kid'], scores['kid_std'], scores['precision'], scores['precision_floor'],
                 scores['recall'], scores['recall_floor'])
