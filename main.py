@@ -294,7 +294,7 @@ def validate_numbers(config):
         raise UsageError('--train and --prepare are separate steps: run --prepare first, then --train.')
     post = [m for m in POST_TRAINING_MODES if getattr(config, m)]
     if modes and post:
-        raise UsageError('--%s and --%s are separate steps: %s first, then run the same config with --%s instead of '
+        raise UsageError('--%s and --%s are separate steps: %s first, then run the same flags with --%s instead of '
                          '--%s.' % (modes[0], post[0], 'train' if modes[0] == 'train' else 'prepare and train',
                                     post[0], modes[0]))
     if config.restart and not config.train:
@@ -930,7 +930,7 @@ def check_trained_run(config, run_dir):
     others = runs.runs_with_checkpoints(config.out_dir, config.checkpoint_dir)
     listing = ('runs with checkpoints in %s: %s (select one with --out_name, or repeat its settings)'
                % (config.out_dir, ', '.join(others))) if others else 'no run in %s has one yet' % config.out_dir
-    raise UsageError('no checkpoint in %s: train first with the same config plus --train; %s.'
+    raise UsageError('no checkpoint in %s: train first with the same flags plus --train; %s.'
                      % (os.path.join(run_dir, config.checkpoint_dir), listing))
 
 
