@@ -8,16 +8,14 @@ import numpy as np
 
 from tf_compat import tf
 
+from download import INCEPTION
 from metrics import (OwnSession, feature_stats, frechet_distance, kernel_inception_distance, precision_recall,
                      session_config)
 
-# The frozen Inception-v3 graph of the FID papers (Heusel et al. 2017, TTUR code): download.py fetches
-# INCEPTION_URL and extracts INCEPTION_GRAPH_FILE from it.
-INCEPTION_URL = 'http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz'
-INCEPTION_ARCHIVE = 'inception-2015-12-05.tgz'
-INCEPTION_GRAPH_FILE = 'classify_image_graph_def.pb'
-# No digest of INCEPTION_ARCHIVE was ever published: download.py checks the graph holds the FID's nodes
-# and prints its SHA-256 instead.
+# The frozen Inception-v3 graph of the FID papers (Heusel et al. 2017, TTUR code): where it comes from and
+# what it is called are download.py's (which fetches it and checks it holds the nodes below).
+INCEPTION_URL = INCEPTION['url']
+INCEPTION_GRAPH_FILE = INCEPTION['graph_file']
 INCEPTION_INPUT = 'ExpandDims:0'  # the decoded image with its batch dimension, [1, H, W, 3] in [0, 255]
 INCEPTION_OUTPUT = 'pool_3:0'  # [N, 1, 1, 2048]
 INCEPTION_SIZE = 299  # the graph resizes its input to 299x299 (bilinear); it is fed at that size
@@ -25,7 +23,7 @@ INCEPTION_SIZE = 299  # the graph resizes its input to 299x299 (bilinear); it is
 
 def default_inception_path(data_dir):
     """Where the frozen Inception graph is looked for: <data_dir>/inception-2015-12-05/classify_image_graph_def.pb."""
-    return os.path.join(data_dir, INCEPTION_ARCHIVE[:-len('.tgz')], INCEPTION_GRAPH_FILE)
+    return os.path.join(data_dir, INCEPTION['folder'], INCEPTION_GRAPH_FILE)
 
 
 def accept_any_batch(graph_def):
