@@ -49,8 +49,9 @@ def flag_size(text):
 # --recipe NAME -> the flags it sets (flags given on the command line still win; config.json records the values)
 RECIPES = {
     'reference': {},  # the reference implementation's settings
-    # two time-scale updates and the averaged generator: the best MNIST scores measured (README, Quality)
-    'quality': {'d_learning_rate': 0.0004, 'g_learning_rate': 0.0001, 'ema_decay': 0.999},
+    # two time-scale updates, one G update per D update, the averaged generator: the best MNIST scores
+    # measured (README, Quality)
+    'quality': {'d_learning_rate': 0.0004, 'g_learning_rate': 0.0001, 'g_steps': 1, 'ema_decay': 0.999},
 }
 
 
