@@ -637,7 +637,8 @@ def test_drive_wrapper_uses_gdown_and_classifies_refusals(tmp_path, monkeypatch,
 
 # Runs download.main in a fresh interpreter after pointing the module at the tiny stand-ins.
 CLI_PRELUDE = """
-import json, sys
+import json, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as in a terminal, even under a background job
 sys.path.insert(0, sys.argv.pop(1))
 import download
 settings = json.loads(sys.argv.pop(1))
