@@ -58,3 +58,12 @@ def test_last_record_skips_an_unfinished_line(tmp_path):
     (tmp_path / 'metrics.jsonl').write_text('{"fd": 1.0}\n{"fd": 2.0}\n{"fd": 3')  # a write cut short
     assert quality.last_record(str(tmp_path)) == {'fd': 2.0}
     assert quality.last_record(str(tmp_path / 'missing')) is None
+
+
+def test_a_run_trained_on_to_more_epochs_is_scored_again():
+    scored = dict(record(9.0, 30.0, 0.5, 0.99), epoch=5, samples=10000)
+    assert not quality.needs_scoring(scored, 5, 10000)
+    assert quality.needs_scoring(dict(scored, epoch=2), 5, 10000)  # the record of its 2-epoch training
+    assert quality.needs_scoring(dict(scored, samples=1000), 5, 10000)
+    assert quality.needs_scoring(dict((k, v) for k, v in scored.items() if k != 'recall'), 5, 10000)
+    assert quality.needs_scoring(None, 5, 10000)

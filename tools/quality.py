@@ -74,6 +74,13 @@ def run(command):
         sys.exit('quality.py: %s exited with status %d (see its log.txt)' % (command[1], status))
 
 
+def needs_scoring(record, epochs, eval_samples):
+    """True unless the run's last record scores it after `epochs` epochs with eval_samples digits and every
+    score (a run trained on to more epochs still ends with the record of its shorter training)."""
+    return (record is None or record.get('epoch') != epochs or record.get('samples') != eval_samples
+            or 'recall' not in record)
+
+
 def summarize(records):
     """Mean and standard deviation over seeds of every score, and the floors (the same in every record)."""
     summary = {}
@@ -143,7 +150,7 @@ def main():
             run_dir = os.path.join(args.out_dir, run_name(name, seed))
             run(main_command(args.data_dir, args.out_dir, name, extra, seed, '--train', '--epoch', str(args.epochs)))
             record = last_record(run_dir)
-            if args.rescore or record is None or record.get('samples') != args.eval_samples or 'recall' not in record:
+            if args.rescore or needs_scoring(record, args.epochs, args.eval_samples):
                 run(main_command(args.data_dir, args.out_dir, name, extra, seed, '--evaluate',
                                  '--eval_samples', str(args.eval_samples)))
                 record = last_record(run_dir)
