@@ -36,8 +36,6 @@ SETTINGS = {
     'r1_10': ['--r1_gamma', '10.0', '--ema_decay', '0.999'],
     'beta2': ['--beta2', '0.99', '--ema_decay', '0.999'],
     'decay': ['--lr_decay_epochs', '2', '--ema_decay', '0.999'],
-    'ttur_g1': ['--d_learning_rate', '0.0004', '--g_learning_rate', '0.0001', '--g_steps', '1', '--ema_decay',
-                '0.999'],  # the same flags as 'recipe'
     'ttur_r1': ['--d_learning_rate', '0.0004', '--g_learning_rate', '0.0001', '--r1_gamma', '1.0', '--ema_decay',
                 '0.999'],
     'bf16': ['--precision_mode', 'allow_mix_precision'],  # CPU: bfloat16 mixed precision (TF 2.x, bf16 CPU)
