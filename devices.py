@@ -9,7 +9,6 @@ from tensorflow.core.protobuf import rewriter_config_pb2
 
 import npu
 
-DEVICES = ('auto', 'npu', 'gpu', 'cpu')
 MIXED_MODES = ('allow_mix_precision', 'force_fp16')  # modes that ask for reduced precision on GPU/CPU
 
 # What a run computes in, decided once from device, precision flag, TensorFlow and CPU.

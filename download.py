@@ -64,7 +64,7 @@ INCEPTION = {
     'archive': 'inception-2015-12-05.tgz',
     'folder': 'inception-2015-12-05',  # under data_dir; main.py looks for the graph there by default
     'graph_file': 'classify_image_graph_def.pb',
-    'required_nodes': ['ExpandDims', 'pool_3'],
+    'required_nodes': ['ExpandDims', 'pool_3'],  # the FID's input (fid.py feeds it) and output
     'archive_bytes_approx': 88931400,  # only for the free-space check
 }
 # Marks a finished celebA extraction (JSON with the image count): a folder without it is unfinished.

@@ -16,8 +16,8 @@ from metrics import (OwnSession, feature_stats, frechet_distance, kernel_incepti
 # what it is called are download.py's (which fetches it and checks it holds the nodes below).
 INCEPTION_URL = INCEPTION['url']
 INCEPTION_GRAPH_FILE = INCEPTION['graph_file']
-INCEPTION_INPUT = 'ExpandDims:0'  # the decoded image with its batch dimension, [1, H, W, 3] in [0, 255]
-INCEPTION_OUTPUT = 'pool_3:0'  # [N, 1, 1, 2048]
+# input: the decoded image with its batch dimension, [1, H, W, 3] in [0, 255]; output: [N, 1, 1, 2048]
+INCEPTION_INPUT, INCEPTION_OUTPUT = (node + ':0' for node in INCEPTION['required_nodes'])
 INCEPTION_SIZE = 299  # the graph resizes its input to 299x299 (bilinear); it is fed at that size
 
 

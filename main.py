@@ -198,6 +198,9 @@ DataSet = collections.namedtuple('DataSet', [
 ])
 
 PIPELINES = ('auto', 'host', 'graph')
+DEVICES = ('auto', 'npu', 'gpu', 'cpu')
+# the NpuOptimizer's precision_mode values; elsewhere allow_mix_precision and force_fp16 ask for fp16/bf16
+PRECISION_MODES = ('allow_mix_precision', 'allow_fp32_to_fp16', 'force_fp16', 'must_keep_origin_dtype')
 
 
 def resolve_flags(flags):
@@ -227,9 +230,7 @@ POST_TRAINING_MODES = ('generate', 'visualize', 'evaluate', 'export', 'freeze')
 
 def validate_numbers(config):
     """UsageError for the first setting of config (from resolve_flags) that cannot work."""
-    from devices import DEVICES
-    from npu import PRECISION_MODES
-    from utils import Z_DISTS
+    from utils import Z_DISTS  # numpy and PIL only: a mistake in the flags is reported without TensorFlow
     for name in sorted(FLAG_NAMES):  # argparse's float() takes inf and nan
         value = getattr(config, name)
         if isinstance(value, float) and name != 'train_size' and not math.isfinite(value):

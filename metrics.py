@@ -158,14 +158,15 @@ CLASSIFIER_SCOPE = 'mnist_classifier'  # apart from the GAN's 'generator' and 'd
 CLASSIFIER_CHECKPOINT = 'classifier.ckpt'  # checkpoint prefix inside the classifier folder
 CLASSIFIER_INFO = 'classifier.json'  # test accuracy and training settings, written last
 CLASSIFIER_FEATURES = 1024  # width of the penultimate layer, the features of the Frechet distance
+CLASSIFIER_FEATURE_WEIGHTS = CLASSIFIER_SCOPE + '/fc0/Matrix'  # [3136, width]: a saved classifier's width
 CLASSIFIER_MIN_ACCURACY = 0.99  # on the 10,000 MNIST test digits
 
 ClassifierNet = collections.namedtuple('ClassifierNet', 'logits probabilities features')
 
 
-def mnist_classifier_net(images, dropout_rate=0.0):
+def mnist_classifier_net(images, dropout_rate=0.0, width=CLASSIFIER_FEATURES):
     """Maps digits [N, 28, 28, 1] in [0, 1] to class logits [N, 10], probabilities and the penultimate
-    features [N, 1024] (ReLU outputs, before dropout); variables under CLASSIFIER_SCOPE. Built with
+    features [N, width] (ReLU outputs, before dropout); variables under CLASSIFIER_SCOPE. Built with
     TensorFlow's own ops whatever form the GAN's layers take (the CPU forms are for the GAN's shapes)."""
     with tf.variable_scope(CLASSIFIER_SCOPE, reuse=tf.AUTO_REUSE), impl('ref'):
         h = images
@@ -175,9 +176,9 @@ def mnist_classifier_net(images, dropout_rate=0.0):
                                   name='conv%d' % i))
             h = tf.nn.max_pool(h, [1, 2, 2, 1], [1, 2, 2, 1], 'SAME')
         h = tf.reshape(h, [-1, 7 * 7 * 64])  # N, 3136
-        features = tf.nn.relu(linear(h, CLASSIFIER_FEATURES, 'fc0', stddev=math.sqrt(2.0 / (7 * 7 * 64))))
-        h = tf.nn.dropout(features, rate=dropout_rate)  # N, 1024
-        logits = linear(h, 10, 'fc1', stddev=math.sqrt(1.0 / CLASSIFIER_FEATURES))  # N, 10
+        features = tf.nn.relu(linear(h, width, 'fc0', stddev=math.sqrt(2.0 / (7 * 7 * 64))))
+        h = tf.nn.dropout(features, rate=dropout_rate)  # N, width
+        logits = linear(h, 10, 'fc1', stddev=math.sqrt(1.0 / width))  # N, 10
         return ClassifierNet(logits, tf.nn.softmax(logits), features)
 
 
@@ -204,9 +205,12 @@ def classifier_learning_rate(step, steps, base=1e-3, final=0.05):
     return base * (final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def train_mnist_classifier(images_u8, labels, out_path, steps=3000, batch_size=128, seed=0, log=print):
+def train_mnist_classifier(images_u8, labels, out_path, steps=3000, batch_size=128, seed=0, log=print,
+                           width=CLASSIFIER_FEATURES):
     """Trains the classifier with Adam and dropout on digits [N, 28, 28, 1] (uint8) and labels [N];
-    saves only its weights to the folder out_path. Returns a dict of the training settings and time."""
+    saves only its weights to the folder out_path. Returns a dict of the training settings and time.
+    A narrower width makes every Frechet distance cheaper (the tests use one); scores are comparable only
+    between classifiers of one width."""
     labels = np.asarray(labels, np.int64)
     if len(images_u8) != len(labels) or len(labels) < batch_size:
         raise ValueError('need at least batch_size=%d digits with one label each, got %d digits and %d labels'
@@ -217,7 +221,7 @@ def train_mnist_classifier(images_u8, labels, out_path, steps=3000, batch_size=1
         images_in = tf.placeholder(tf.float32, [None, 28, 28, 1], name='images')
         labels_in = tf.placeholder(tf.int64, [None], name='labels')
         learning_rate = tf.placeholder(tf.float32, [], name='learning_rate')
-        net = mnist_classifier_net(images_in, dropout_rate=0.5)
+        net = mnist_classifier_net(images_in, dropout_rate=0.5, width=width)
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels_in, logits=net.logits))
         accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(net.logits, 1), labels_in), tf.float32))
         variables = classifier_variables()
@@ -241,7 +245,7 @@ def train_mnist_classifier(images_u8, labels, out_path, steps=3000, batch_size=1
                     % (step + 1, steps, loss_value, accuracy_value, time.time() - start))
         os.makedirs(out_path, exist_ok=True)
         saver.save(sess, os.path.join(out_path, CLASSIFIER_CHECKPOINT), write_meta_graph=False, write_state=False)
-    return {'steps': steps, 'batch_size': batch_size, 'seed': seed, 'train_digits': len(labels),
+    return {'steps': steps, 'batch_size': batch_size, 'seed': seed, 'width': width, 'train_digits': len(labels),
             'seconds': round(time.time() - start, 1)}
 
 
@@ -275,10 +279,11 @@ class MnistClassifier(OwnSession):
         if not os.path.isfile(prefix + '.index'):
             raise IOError('%s holds no trained MNIST classifier (%s.index is missing).' % (path, prefix))
         self.path = path
+        self.width = int(tf.train.load_checkpoint(prefix).get_variable_to_shape_map()[CLASSIFIER_FEATURE_WEIGHTS][1])
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.images = tf.placeholder(tf.float32, [None, 28, 28, 1], name='images')
-            self.net = mnist_classifier_net(self.images)
+            self.net = mnist_classifier_net(self.images, width=self.width)
             saver = tf.train.Saver(var_list=classifier_variables())
         self.graph.finalize()
         self.sess = tf.Session(graph=self.graph, config=session_config())
@@ -286,7 +291,7 @@ class MnistClassifier(OwnSession):
         self._memo = {}  # statistics (and floors) of the reference sets, which every evaluation uses again
 
     def run(self, images, batch_size=500):
-        """ClassifierNet of numpy arrays (logits [N, 10], probabilities, features [N, 1024]) for digits
+        """ClassifierNet of numpy arrays (logits [N, 10], probabilities, features [N, width]) for digits
         [N, 28, 28(, 1)]: uint8 in [0, 255] or floats in [0, 1]."""
         outputs = []
         for start in range(0, len(images), batch_size):
@@ -333,11 +338,12 @@ def load_mnist_part(folder, part):
     return read_idx(image_path)[..., None], read_idx(label_path)
 
 
-def ensure_mnist_classifier(data_dir, steps=3000, batch_size=128, seed=0, log=print):
+def ensure_mnist_classifier(data_dir, steps=3000, batch_size=128, seed=0, log=print, width=CLASSIFIER_FEATURES):
     """The MNIST classifier cached in <data_dir>/mnist/classifier, trained there once if missing.
 
     Training uses the 60,000 training digits; the test accuracy goes into classifier.json beside the
-    checkpoint (below CLASSIFIER_MIN_ACCURACY it is warned about). Returns a loaded MnistClassifier.
+    checkpoint (below CLASSIFIER_MIN_ACCURACY it is warned about). A cached classifier keeps the width it
+    was trained with. Returns a loaded MnistClassifier.
     """
     folder = classifier_dir(data_dir)
     if os.path.isfile(os.path.join(folder, CLASSIFIER_INFO)):
@@ -349,7 +355,7 @@ def ensure_mnist_classifier(data_dir, steps=3000, batch_size=128, seed=0, log=pr
         % (steps, batch_size, folder))
     tmp = '%s.tmp%d' % (folder, os.getpid())  # renamed when complete: no half-written classifier is used
     shutil.rmtree(tmp, ignore_errors=True)
-    info = train_mnist_classifier(train_images, train_labels, tmp, steps, batch_size, seed, log)
+    info = train_mnist_classifier(train_images, train_labels, tmp, steps, batch_size, seed, log, width)
     with MnistClassifier(tmp) as classifier:
         info['test_accuracy'] = classifier.accuracy(test_images, test_labels)
     info['test_digits'] = len(test_labels)

@@ -9,7 +9,6 @@ import os
 from tf_compat import tf
 from tensorflow.core.protobuf import rewriter_config_pb2
 
-PRECISION_MODES = ('allow_mix_precision', 'allow_fp32_to_fp16', 'force_fp16', 'must_keep_origin_dtype')
 DEFAULT_PRECISION_MODE = 'allow_mix_precision'  # what the Ascend port trains with
 
 # Loss scaling of the Ascend port: start high and halve on two overflows, double after 1000 clean steps.

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import devices
+import main
 import npu
 from conftest import run_main
 from tf_compat import tf
@@ -36,7 +37,7 @@ def test_npu_config_field_by_field():
     assert rewrite.remapping == OFF and rewrite.memory_optimization == OFF
 
 
-@pytest.mark.parametrize('mode', npu.PRECISION_MODES)
+@pytest.mark.parametrize('mode', main.PRECISION_MODES)
 def test_npu_precision_modes_pass_through(mode):
     params = npu_optimizer(devices.session_config('npu', devices.choose_precision('npu', mode)))
     assert params['precision_mode'].s == mode.encode()

@@ -6,19 +6,38 @@ import pytest
 
 from conftest import make_image_folder, make_mnist, run_main
 
-pytestmark = pytest.mark.slow  # training runs through main.py, the MNIST classifier
-
 QUICK = ['--eval_samples', '120', '--eval_classifier_steps', '60']
 
 
+def test_mnist_evaluation_trains_the_classifier_with_eval_classifier_steps(mnist_dir, monkeypatch):
+    import evaluate
+    import inference
+    import main
+    import metrics
+    asked = []
+    monkeypatch.setattr(metrics, 'ensure_mnist_classifier',
+                        lambda data_dir, steps, log: asked.append((data_dir, steps)))
+    monkeypatch.setattr(metrics, 'mnist_reference_sets', lambda data_dir: None)
+    options = main.resolve_flags(main.parse_flags(['--dataset', 'mnist', '--data_dir', mnist_dir,
+                                                   '--eval_classifier_steps', '7']))
+    config = main.trained_config(options, 'cpu', None, '/runs/r', {})
+    evaluate.Evaluator(config, inference.net_config(config))
+    assert asked == [(mnist_dir, 7)]
+
+
+@pytest.mark.slow  # training runs through main.py
 def test_eval_during_training_keeps_best_and_evaluate_mode_appends(tmp_path):
+    import metrics
     make_mnist(tmp_path / 'data')
+    # a narrow classifier cached next to the data, which main.py uses (tests/test_distributed_e2e.py has
+    # main.py train the full-width one): each Frechet distance is a 64x64 sqrtm, not a 1024x1024 one
+    metrics.ensure_mnist_classifier(str(tmp_path / 'data'), steps=60, batch_size=32, log=lambda line: None,
+                                    width=64).close()
     args = ['--dataset', 'mnist', '--batch_size', '16', '--z_dim', '6', '--data_dir', tmp_path / 'data',
             '--out_dir', tmp_path / 'out'] + QUICK
     trained = run_main(*(args + ['--train', '--train_steps', '4', '--eval_freq', '2', '--ema_decay', '0.9']))
     assert trained.returncode == 0, trained.stdout
-    assert 'training the MNIST classifier' in trained.stdout  # once, cached next to the data
-    assert os.path.isfile(str(tmp_path / 'data' / 'mnist' / 'classifier' / 'classifier.json'))
+    assert 'training the MNIST classifier' not in trained.stdout  # the cached one
     run_dir = tmp_path / 'out' / 'mnist_out28x28_z6'
     assert os.listdir(str(run_dir / 'checkpoint' / 'best'))
     evaluated = run_main(*(args + ['--evaluate']))
@@ -33,6 +52,7 @@ def test_eval_during_training_keeps_best_and_evaluate_mode_appends(tmp_path):
     assert records[1]['fd'] == records[2]['fd']  # same latents, same weights: same score
 
 
+@pytest.mark.slow
 def test_fid_without_the_inception_graph_says_how_to_get_it(tmp_path):
     make_image_folder(tmp_path / 'data' / 'faces', n=8, corrupt=0)
     result = run_main('--dataset', 'faces', '--output_height', '16', '--batch_size', '4', '--train',
@@ -42,6 +62,7 @@ def test_fid_without_the_inception_graph_says_how_to_get_it(tmp_path):
     assert 'python download.py inception' in result.stdout and 'Traceback' not in result.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_mode_without_the_inception_graph_is_one_sentence(tmp_path):
     make_image_folder(tmp_path / 'data' / 'faces', n=8, corrupt=0)
     args = ['--dataset', 'faces', '--output_height', '16', '--batch_size', '4', '--data_dir', tmp_path / 'data',
