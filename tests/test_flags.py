@@ -1,9 +1,11 @@
 """Flags that cannot work are refused up front: exit status 2 and one sentence, never a traceback."""
 import os
+import subprocess
+import sys
 
 import pytest
 
-from conftest import make_image_folder, make_mnist, run_main
+from conftest import REPO, make_image_folder, make_mnist, run_main
 
 import main  # noqa: E402 (conftest puts the repository on the path)
 
@@ -191,3 +193,12 @@ def test_recipe_sets_exactly_its_flags_and_given_flags_win():
 
 def test_unknown_recipe_is_refused(capsys):
     refused(capsys, ['--dataset', 'mnist', '--recipe', 'best'], '--recipe', 'quality', 'reference')
+
+
+def test_a_mistake_in_the_numbers_is_reported_before_tensorflow_loads():
+    code = ('import sys; import main; status = main.main(["--batch_size", "0", "--train"]); '
+            'print(status, "tensorflow" in sys.modules)')
+    result = subprocess.run([sys.executable, '-c', code], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)
+    assert result.stdout.splitlines()[-2:] == ['main.py: error: --batch_size must be at least 1, got 0.',
+                                               '2 False'], result.stdout
