@@ -89,7 +89,6 @@ def test_prepare_then_train_reads_the_cache(tmp_path):
 
 
 def test_sigterm_saves_and_the_same_command_resumes(tmp_path):
-    import tf_compat  # noqa: F401 (checkpoint reading below)
     from tf_compat import tf
     make_mnist(tmp_path / 'data')
     args = mnist_args(str(tmp_path / 'data'), str(tmp_path / 'out'), '--train', '--train_steps', '400',
