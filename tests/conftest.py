@@ -41,6 +41,17 @@ def make_mnist(data_dir, n_train=256, n_test=64, compress=False, seed=0):
     return folder
 
 
+# The tests' MNIST classifier is narrow: each Frechet distance is a 64x64 sqrtm instead of a 1024x1024 one.
+CLASSIFIER_WIDTH = 64
+
+
+def cache_narrow_classifier(data_dir, steps):
+    """Trains the narrow classifier on data_dir's tiny MNIST and caches it where main.py looks for it."""
+    import metrics
+    metrics.ensure_mnist_classifier(str(data_dir), steps=steps, batch_size=32, log=lambda line: None,
+                                    width=CLASSIFIER_WIDTH).close()
+
+
 def make_image_folder(folder, n=24, size=(40, 48), modes=('RGB', 'L', 'RGBA', 'P'), corrupt=1, seed=0,
                       ext='jpg'):
     """Writes n small images of mixed modes (and `corrupt` unreadable files) to folder; returns it.

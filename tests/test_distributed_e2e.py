@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import REPO, make_mnist
+from conftest import REPO, cache_narrow_classifier, make_mnist
 
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 import launch  # noqa: E402
@@ -54,10 +54,8 @@ def step_lines(path):
 
 
 def test_two_workers_hold_identical_variables_and_rank_0_alone_writes(mnist_dir, tmp_path, monkeypatch, capsys):
-    import metrics
     out = str(tmp_path / 'out')
-    # rank 0's evaluation at step 2 uses a narrow classifier cached next to the data (cheap Frechet distances)
-    metrics.ensure_mnist_classifier(mnist_dir, steps=5, batch_size=32, log=lambda line: None, width=64).close()
+    cache_narrow_classifier(mnist_dir, steps=5)  # for rank 0's evaluation at step 2
     result = subprocess.run(launch_command(mnist_dir, out, '--train_steps', 3, '--ema_decay', 0.9,
                                            '--eval_freq', 2, '--eval_samples', 20,
                                            '--collective_timeout', 120),

@@ -4,9 +4,7 @@ import os
 
 import pytest
 
-from conftest import make_image_folder, make_mnist, run_main
-
-QUICK = ['--eval_samples', '120', '--eval_classifier_steps', '60']
+from conftest import cache_narrow_classifier, make_image_folder, make_mnist, run_main
 
 
 def test_mnist_evaluation_trains_the_classifier_with_eval_classifier_steps(mnist_dir, monkeypatch):
@@ -27,14 +25,10 @@ def test_mnist_evaluation_trains_the_classifier_with_eval_classifier_steps(mnist
 
 @pytest.mark.slow  # training runs through main.py
 def test_eval_during_training_keeps_best_and_evaluate_mode_appends(tmp_path):
-    import metrics
     make_mnist(tmp_path / 'data')
-    # a narrow classifier cached next to the data, which main.py uses (tests/test_distributed_e2e.py has
-    # main.py train the full-width one): each Frechet distance is a 64x64 sqrtm, not a 1024x1024 one
-    metrics.ensure_mnist_classifier(str(tmp_path / 'data'), steps=60, batch_size=32, log=lambda line: None,
-                                    width=64).close()
+    cache_narrow_classifier(tmp_path / 'data', steps=60)  # main.py scores with it instead of training one
     args = ['--dataset', 'mnist', '--batch_size', '16', '--z_dim', '6', '--data_dir', tmp_path / 'data',
-            '--out_dir', tmp_path / 'out'] + QUICK
+            '--out_dir', tmp_path / 'out', '--eval_samples', '120']
     trained = run_main(*(args + ['--train', '--train_steps', '4', '--eval_freq', '2', '--ema_decay', '0.9']))
     assert trained.returncode == 0, trained.stdout
     assert 'training the MNIST classifier' not in trained.stdout  # the cached one

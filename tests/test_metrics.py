@@ -8,7 +8,7 @@ import pytest
 import scipy.linalg
 
 import metrics
-from conftest import make_mnist
+from conftest import CLASSIFIER_WIDTH, make_mnist
 from tf_compat import tf
 
 
@@ -111,9 +111,6 @@ def test_digits_in_unit_range_takes_uint8_and_floats():
         metrics.digits_in_unit_range(np.zeros((2, 32, 32, 1), np.uint8))
 
 
-WIDTH = 64  # a narrow classifier: each Frechet distance is a 64x64 sqrtm instead of a 1024x1024 one
-
-
 @pytest.fixture(scope='module')
 def synthetic(tmp_path_factory):
     """A narrow classifier trained briefly on 200 synthetic digits (cached by ensure_mnist_classifier),
@@ -123,7 +120,7 @@ def synthetic(tmp_path_factory):
     other = make_mnist(tmp_path_factory.mktemp('other'), n_train=200, n_test=200, seed=1)
     lines = []
     classifier = metrics.ensure_mnist_classifier(str(data_dir), steps=80, batch_size=32, log=lines.append,
-                                                 width=WIDTH)
+                                                 width=CLASSIFIER_WIDTH)
     yield {'data_dir': str(data_dir), 'classifier': classifier, 'log': lines,
            'generated': metrics.load_mnist_part(other, 'train'),
            'test': metrics.load_mnist_part(os.path.join(str(data_dir), 'mnist'), 'test')}
@@ -136,7 +133,7 @@ def test_classifier_learns_the_synthetic_digits_and_is_cached_with_its_accuracy(
     with open(os.path.join(folder, metrics.CLASSIFIER_INFO)) as f:
         info = json.load(f)
     assert info['test_accuracy'] > 0.9 and info['test_digits'] == 200 and info['steps'] == 80
-    assert info['width'] == WIDTH
+    assert info['width'] == CLASSIFIER_WIDTH
     assert any('test accuracy' in line for line in synthetic['log'])
     assert not [name for name in os.listdir(os.path.dirname(folder)) if '.tmp' in name]
     images, labels = synthetic['generated']  # held out: not trained on, not the test digits either
@@ -148,7 +145,7 @@ def test_classifier_learns_the_synthetic_digits_and_is_cached_with_its_accuracy(
     try:
         with metrics.ensure_mnist_classifier(synthetic['data_dir']) as again:
             assert again.accuracy(images, labels) == synthetic['classifier'].accuracy(images, labels)
-            assert again.width == WIDTH  # read from the checkpoint
+            assert again.width == CLASSIFIER_WIDTH  # read from the checkpoint
     finally:
         metrics.train_mnist_classifier = original
 
@@ -163,7 +160,7 @@ def test_classifier_outputs_and_its_own_graph(synthetic):
     out = classifier.run(images[:7], batch_size=3)  # uint8 and [0, 1] floats give the same results
     again = classifier.run(images[:7].astype(np.float32) / 255.0)
     classifier.close()
-    assert out.logits.shape == (7, 10) and out.features.shape == (7, WIDTH)
+    assert out.logits.shape == (7, 10) and out.features.shape == (7, CLASSIFIER_WIDTH)
     np.testing.assert_allclose(out.probabilities.sum(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(out.features, again.features, rtol=1e-4, atol=1e-4)
     assert all(v.op.name.startswith(metrics.CLASSIFIER_SCOPE + '/') for v in classifier.graph.get_collection(
